@@ -1,0 +1,1 @@
+"""API: the strictly read-only open-data API over published releases."""

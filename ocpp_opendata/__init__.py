@@ -1,0 +1,1 @@
+"""Command line, settings and logging shared by the three stages (ingest, pipelines, api)."""

@@ -1,0 +1,1 @@
+"""Pipelines: Dagster assets that turn the raw zone into published open datasets."""
