@@ -1,0 +1,458 @@
+"""Raw table rows from write-ahead-log records: a pure function of what was received and answered.
+
+The WAL holds only frames (and connection events); the typed tables are derived from them when a
+segment rolls into Parquet, and again identically when a segment is recovered after a crash. The
+ack path therefore does no row building at all.
+
+Record shapes (orjson in the WAL):
+- exchange: {"k": "x", "cp", "conn", "v", "in": [seq, at_us, text, length, validation_error,
+  quarantine_reason, quarantine_detail, sha256], "out": [seq, at_us, text] | None, "f": facts | None}
+- connection: {"k": "c", "row": {connections columns, received_at as µs since the epoch}}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ingest.ocppj import CALL, read_frame
+from ingest.sampled_values import read_sampled_value
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+def parse_timestamp(value: Any, flags: list[str], name: str = "timestamp") -> datetime | None:
+    if value is None:
+        flags.append(f"{name}_missing")
+        return None
+    if not isinstance(value, str):
+        flags.append(f"{name}_unparsable")
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        flags.append(f"{name}_unparsable")
+        return None
+    if parsed.tzinfo is None:
+        flags.append(f"{name}_without_zone")
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**31) <= value < 2**31 else None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def extract(records: list[dict[str, Any]]) -> Rows:
+    rows: Rows = defaultdict(list)
+    for record in records:
+        if record["k"] == "c":
+            row = dict(record["row"])
+            row["received_at"] = from_us(row["received_at"])
+            rows["connections"].append(row)
+        else:
+            _exchange(record, rows)
+    return rows
+
+
+def _exchange(rec: dict[str, Any], rows: Rows) -> None:
+    seq, at_us, text, length, verr, q_reason, q_detail, sha = rec["in"]
+    base = {
+        "received_at": from_us(at_us),
+        "charge_point_id": rec["cp"],
+        "connection_id": rec["conn"],
+        "ocpp_version": rec["v"],
+    }
+    # Oversized and binary frames are stored truncated or re-encoded: not parsed again.
+    frame = read_frame(text) if q_reason not in ("oversized", "binary_frame") else None
+    message_id = frame.message_id if frame else None
+    action = frame.action if frame else None
+    rows["frames"].append(
+        {
+            **base,
+            "seq": seq,
+            "direction": "in",
+            "message_type": frame.message_type if frame else None,
+            "message_id": message_id,
+            "action": action,
+            "text": text,
+            "length": length,
+            "validation_error": verr,
+        }
+    )
+    if q_reason is not None:
+        rows["quarantine"].append(
+            {
+                **base,
+                "message_id": message_id or rec.get("mid"),
+                "action": action or rec.get("act"),
+                "reason": q_reason,
+                "detail": q_detail,
+                "text": text,
+                "length": length,
+                "sha256": sha,
+            }
+        )
+    out = rec.get("out")
+    if out is not None:
+        out_frame = read_frame(out[2])
+        rows["frames"].append(
+            {
+                **base,
+                "received_at": from_us(out[1]),
+                "seq": out[0],
+                "direction": "out",
+                "message_type": out_frame.message_type,
+                "message_id": out_frame.message_id,
+                "action": action,
+                "text": out[2],
+                "length": len(out[2].encode()),
+                "validation_error": None,
+            }
+        )
+    if (
+        q_reason is not None
+        or frame is None
+        or frame.message_type != CALL
+        or not isinstance(frame.payload, dict)
+    ):
+        return
+    facts = rec.get("f") or {}
+    derive = DERIVERS.get((rec.get("av") or rec["v"], action))
+    if derive is not None:
+        ctx = {**base, "message_id": message_id}
+        flags = ["schema_invalid"] if verr else []
+        if rec.get("av") and rec["av"] != rec["v"]:
+            flags.append("action_of_other_version")
+        derive(ctx, frame.payload, facts, flags, rows)
+
+
+# --- meter values --------------------------------------------------------------------------------
+
+
+def _meter_rows(
+    ctx: dict[str, Any],
+    meter_values: Any,
+    *,
+    source_action: str,
+    version: str,
+    connector_id: int | None,
+    evse_id: int | None,
+    transaction_id: str | None,
+    flags: list[str],
+    rows: Rows,
+) -> None:
+    frame_flags = list(flags)
+    if isinstance(meter_values, dict):
+        frame_flags.append("meter_value_object")
+        meter_values = [meter_values]
+    if not isinstance(meter_values, list):
+        return
+    index = 0
+    for mv in meter_values:
+        mv = _obj(mv)
+        mv_flags = list(frame_flags)
+        timestamp = parse_timestamp(mv.get("timestamp"), mv_flags)
+        sampled = mv.get("sampledValue")
+        if isinstance(sampled, dict):
+            mv_flags.append("sampled_value_object")
+            sampled = [sampled]
+        if not isinstance(sampled, list):
+            continue
+        for sv in sampled:
+            cols = read_sampled_value(sv, version)
+            cols["quality"] = mv_flags + cols["quality"]
+            rows["meter_values"].append(
+                {
+                    **ctx,
+                    "source_action": source_action,
+                    "value_index": index,
+                    "timestamp": timestamp,
+                    "connector_id": connector_id,
+                    "evse_id": evse_id,
+                    "transaction_id": transaction_id,
+                    **cols,
+                }
+            )
+            index += 1
+
+
+def _meter_values16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
+    tx = p.get("transactionId")
+    _meter_rows(
+        ctx,
+        p.get("meterValue"),
+        source_action="MeterValues",
+        version="1.6",
+        connector_id=_int(p.get("connectorId")),
+        evse_id=None,
+        transaction_id=None if tx is None else _str(tx),
+        flags=flags,
+        rows=rows,
+    )
+
+
+def _meter_values201(
+    ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows
+) -> None:
+    _meter_rows(
+        ctx,
+        p.get("meterValue"),
+        source_action="MeterValues",
+        version="2.0.1",
+        connector_id=None,
+        evse_id=_int(p.get("evseId")),
+        transaction_id=None,
+        flags=flags,
+        rows=rows,
+    )
+
+
+# --- transactions --------------------------------------------------------------------------------
+
+_TX_EMPTY = {
+    "transaction_id": None, "connector_id": None, "evse_id": None, "id_tag": None, "id_token_type": None,
+    "id_token_extra": None, "id_tag_status": None, "meter_start_wh": None, "meter_stop_wh": None,
+    "seq_no": None, "offline": None, "trigger_reason": None, "charging_state": None, "stopped_reason": None,
+    "reservation_id": None, "remote_start_id": None,
+}  # fmt: skip
+
+
+def _start16(
+    ctx: dict[str, Any], p: dict[str, Any], facts: dict[str, Any], flags: list[str], rows: Rows
+) -> None:
+    flags = list(flags)
+    if facts.get("retried"):
+        flags.append("retried_start")
+    timestamp = parse_timestamp(p.get("timestamp"), flags)
+    rows["transaction_events"].append(
+        {
+            **ctx,
+            **_TX_EMPTY,
+            "source_action": "StartTransaction",
+            "event_type": "Started",
+            "timestamp": timestamp,
+            "transaction_id": facts.get("transaction_id"),
+            "connector_id": _int(p.get("connectorId")),
+            "id_tag": _str(p.get("idTag")),
+            "id_tag_status": facts.get("id_tag_status"),
+            "meter_start_wh": _num(p.get("meterStart")),
+            "reservation_id": _int(p.get("reservationId")),
+            "quality": flags,
+        }
+    )
+
+
+def _stop16(
+    ctx: dict[str, Any], p: dict[str, Any], facts: dict[str, Any], flags: list[str], rows: Rows
+) -> None:
+    flags = list(flags)
+    if facts.get("unknown_transaction"):
+        flags.append("unknown_transaction_id")
+    timestamp = parse_timestamp(p.get("timestamp"), flags)
+    tx = p.get("transactionId")
+    transaction_id = None if tx is None else _str(tx)
+    rows["transaction_events"].append(
+        {
+            **ctx,
+            **_TX_EMPTY,
+            "source_action": "StopTransaction",
+            "event_type": "Ended",
+            "timestamp": timestamp,
+            "transaction_id": transaction_id,
+            "id_tag": _str(p.get("idTag")),
+            "id_tag_status": facts.get("id_tag_status"),
+            "meter_stop_wh": _num(p.get("meterStop")),
+            "stopped_reason": _str(p.get("reason")),
+            "quality": flags,
+        }
+    )
+    _meter_rows(
+        ctx,
+        p.get("transactionData"),
+        source_action="StopTransaction",
+        version="1.6",
+        connector_id=None,
+        evse_id=None,
+        transaction_id=transaction_id,
+        flags=flags,
+        rows=rows,
+    )
+
+
+def _transaction_event(
+    ctx: dict[str, Any], p: dict[str, Any], facts: dict[str, Any], flags: list[str], rows: Rows
+) -> None:
+    flags = list(flags)
+    timestamp = parse_timestamp(p.get("timestamp"), flags)
+    info = _obj(p.get("transactionInfo"))
+    evse = _obj(p.get("evse"))
+    token = p.get("idToken")
+    token_obj = _obj(token)
+    extra = token_obj.get("additionalInfo")
+    transaction_id = _str(info.get("transactionId"))
+    connector_id = _int(evse.get("connectorId"))
+    evse_id = _int(evse.get("id"))
+    rows["transaction_events"].append(
+        {
+            **ctx,
+            **_TX_EMPTY,
+            "source_action": "TransactionEvent",
+            "event_type": _str(p.get("eventType")) or "Unknown",
+            "timestamp": timestamp,
+            "transaction_id": transaction_id,
+            "connector_id": connector_id,
+            "evse_id": evse_id,
+            "id_tag": _str(token_obj.get("idToken")) if token_obj else _str(token),
+            "id_token_type": _str(token_obj.get("type")),
+            "id_token_extra": None if extra is None else orjson.dumps(extra).decode(),
+            "id_tag_status": facts.get("id_tag_status"),
+            "seq_no": _int(p.get("seqNo")),
+            "offline": p.get("offline") if isinstance(p.get("offline"), bool) else None,
+            "trigger_reason": _str(p.get("triggerReason")),
+            "charging_state": _str(info.get("chargingState")),
+            "stopped_reason": _str(info.get("stoppedReason")),
+            "reservation_id": _int(p.get("reservationId")),
+            "remote_start_id": _int(info.get("remoteStartId")),
+            "quality": flags,
+        }
+    )
+    _meter_rows(
+        ctx,
+        p.get("meterValue"),
+        source_action="TransactionEvent",
+        version="2.0.1",
+        connector_id=connector_id,
+        evse_id=evse_id,
+        transaction_id=transaction_id,
+        flags=flags,
+        rows=rows,
+    )
+
+
+# --- status and boot -----------------------------------------------------------------------------
+
+
+def _status16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
+    flags = list(flags)
+    timestamp = parse_timestamp(p.get("timestamp"), flags) if "timestamp" in p else None
+    rows["status_notifications"].append(
+        {
+            **ctx,
+            "timestamp": timestamp,
+            "connector_id": _int(p.get("connectorId")),
+            "evse_id": None,
+            "status": _str(p.get("status")),
+            "error_code": _str(p.get("errorCode")),
+            "info": _str(p.get("info")),
+            "vendor_id": _str(p.get("vendorId")),
+            "vendor_error_code": _str(p.get("vendorErrorCode")),
+            "quality": flags,
+        }
+    )
+
+
+def _status201(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
+    flags = list(flags)
+    timestamp = parse_timestamp(p.get("timestamp"), flags)
+    rows["status_notifications"].append(
+        {
+            **ctx,
+            "timestamp": timestamp,
+            "connector_id": _int(p.get("connectorId")),
+            "evse_id": _int(p.get("evseId")),
+            "status": _str(p.get("connectorStatus")),
+            "error_code": None,
+            "info": None,
+            "vendor_id": None,
+            "vendor_error_code": None,
+            "quality": flags,
+        }
+    )
+
+
+def _boot16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
+    rows["boot_notifications"].append(
+        {
+            **ctx,
+            "vendor": _str(p.get("chargePointVendor")),
+            "model": _str(p.get("chargePointModel")),
+            "serial_number": _str(p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber")),
+            "firmware_version": _str(p.get("firmwareVersion")),
+            "reason": None,
+            "meter_type": _str(p.get("meterType")),
+            "meter_serial_number": _str(p.get("meterSerialNumber")),
+            "quality": list(flags),
+        }
+    )
+
+
+def _boot201(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
+    station = _obj(p.get("chargingStation"))
+    rows["boot_notifications"].append(
+        {
+            **ctx,
+            "vendor": _str(station.get("vendorName")),
+            "model": _str(station.get("model")),
+            "serial_number": _str(station.get("serialNumber")),
+            "firmware_version": _str(station.get("firmwareVersion")),
+            "reason": _str(p.get("reason")),
+            "meter_type": None,
+            "meter_serial_number": None,
+            "quality": list(flags),
+        }
+    )
+
+
+DERIVERS = {
+    ("1.6", "MeterValues"): _meter_values16,
+    ("1.6", "StartTransaction"): _start16,
+    ("1.6", "StopTransaction"): _stop16,
+    ("1.6", "StatusNotification"): _status16,
+    ("1.6", "BootNotification"): _boot16,
+    ("2.0.1", "MeterValues"): _meter_values201,
+    ("2.0.1", "TransactionEvent"): _transaction_event,
+    ("2.0.1", "StatusNotification"): _status201,
+    ("2.0.1", "BootNotification"): _boot201,
+}

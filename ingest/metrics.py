@@ -1,0 +1,75 @@
+"""Listener counters, rendered in the Prometheus text exposition format for `/metrics`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# fsync latency histogram buckets (seconds): a healthy SSD sits in the first few.
+FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, float("inf"))
+
+
+@dataclass
+class Metrics:
+    connections: int = 0
+    connections_total: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    frames: Counter[tuple[str, str]] = field(default_factory=Counter)  # (direction, action)
+    quarantined: Counter[str] = field(default_factory=Counter)
+    rows_written: Counter[str] = field(default_factory=Counter)
+    rows_buffered: int = 0
+    not_acknowledged: int = 0
+    rolls: int = 0
+    fsync_buckets: list[int] = field(default_factory=lambda: [0] * len(FSYNC_BUCKETS))
+    fsync_sum: float = 0.0
+    fsync_count: int = 0
+
+    def observe_fsync(self, seconds: float) -> None:
+        self.fsync_sum += seconds
+        self.fsync_count += 1
+        for i, bound in enumerate(FSYNC_BUCKETS):
+            if seconds <= bound:
+                self.fsync_buckets[i] += 1
+                break
+
+    def render(self, wal_bytes: int) -> str:
+        out: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+            out.append(f"# HELP ocpp_opendata_{name} {help_text}")
+            out.append(f"# TYPE ocpp_opendata_{name} {kind}")
+            out.extend(f"ocpp_opendata_{name}{labels} {value:g}" for labels, value in samples)
+
+        def esc(value: str) -> str:
+            return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+        metric("connections", "gauge", "Open charger connections.", [("", self.connections)])
+        metric("connections_total", "counter", "Accepted connections.", [("", self.connections_total)])
+        metric(
+            "handshakes_refused_total", "counter", "Refused handshakes by reason.",
+            [(f'{{reason="{esc(r)}"}}', n) for r, n in sorted(self.refused.items())],
+        )  # fmt: skip
+        metric(
+            "frames_total", "counter", "Frames by direction and action.",
+            [(f'{{direction="{d}",action="{esc(a)}"}}', n) for (d, a), n in sorted(self.frames.items())],
+        )  # fmt: skip
+        metric(
+            "quarantined_total", "counter", "Quarantined frames by reason.",
+            [(f'{{reason="{esc(r)}"}}', n) for r, n in sorted(self.quarantined.items())],
+        )  # fmt: skip
+        metric(
+            "rows_written_total", "counter", "Rows written to raw Parquet by table.",
+            [(f'{{table="{t}"}}', n) for t, n in sorted(self.rows_written.items())],
+        )  # fmt: skip
+        metric("rows_buffered", "gauge", "Frames waiting for their fsync.", [("", self.rows_buffered)])
+        metric("not_acknowledged_total", "counter", "CALLs left unanswered because storage failed.",
+               [("", self.not_acknowledged)])  # fmt: skip
+        metric("wal_bytes", "gauge", "Write-ahead-log bytes not yet rolled into Parquet.", [("", wal_bytes)])
+        metric("rolls_total", "counter", "WAL segments rolled into Parquet.", [("", self.rolls)])
+        cumulative, buckets = 0, []
+        for bound, count in zip(FSYNC_BUCKETS, self.fsync_buckets, strict=True):
+            cumulative += count
+            buckets.append((f'_bucket{{le="{"+Inf" if bound == float("inf") else bound}"}}', cumulative))
+        buckets += [("_sum", self.fsync_sum), ("_count", self.fsync_count)]
+        metric("fsync_seconds", "histogram", "Write-ahead-log batch write+fsync latency.", buckets)
+        return "\n".join(out) + "\n"

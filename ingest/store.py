@@ -1,0 +1,219 @@
+"""Durable storage for the listener: group-committed WAL on the ack path, Parquet rolls off it.
+
+`commit(record)` returns once the record is fsync'd. Records that arrive while an fsync is in
+flight form the next batch, so one fsync serves many chargers (group commit) and durability costs
+little throughput. Every `roll_seconds` (or `roll_bytes` of WAL) the current segment is closed
+between two batches and rolled into Parquet in a worker thread; the segment file is deleted only
+after its Parquet files are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ingest.metrics import Metrics
+from ingest.sink import write_records
+from ingest.wal import ClosedSegment, WriteAheadLog, encode, orphaned_folders, read_segment
+from ocpp_opendata.logs import fields
+
+log = logging.getLogger("ingest.store")
+
+
+class StoreUnavailable(Exception):
+    """The record could not be made durable (full disk, WAL cap): do not acknowledge it."""
+
+
+def new_instance_id() -> str:
+    """Sorts by start time; random part keeps processes started in the same second apart."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+
+
+def recover_orphans(wal_root: Path, raw_root: Path) -> Counter[str]:
+    """Roll every segment left by dead listener processes into Parquet (idempotent)."""
+    total: Counter[str] = Counter()
+    for folder, segments in orphaned_folders(wal_root):
+        for segment in segments:
+            records = read_segment(segment)
+            if records:
+                total += write_records(records, raw_root, f"{folder.name}-{int(segment.stem):06d}")
+            segment.unlink()
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("recovered write-ahead log", extra=fields(folder=folder.name, segments=len(segments)))
+    return total
+
+
+class DurableStore:
+    def __init__(
+        self,
+        wal_root: Path,
+        raw_root: Path,
+        metrics: Metrics,
+        *,
+        roll_seconds: float,
+        roll_bytes: int,
+        max_wal_bytes: int,
+    ) -> None:
+        self.wal_root = wal_root
+        self.raw_root = raw_root
+        self.metrics = metrics
+        self.roll_seconds = roll_seconds
+        self.roll_bytes = roll_bytes
+        self.max_wal_bytes = max_wal_bytes
+        self.instance_id = new_instance_id()
+        self.healthy = True
+        self._wal: WriteAheadLog | None = None
+        self._pending: list[tuple[bytes, dict[str, Any], asyncio.Future[None] | None]] = []
+        self._records: list[dict[str, Any]] = []  # what the current segment holds, for its roll
+        self._segment_started = time.monotonic()
+        self._unrolled_bytes = 0  # WAL bytes on disk not yet rolled into Parquet
+        self._wakeup = asyncio.Event()
+        self._roll_queue: asyncio.Queue[tuple[ClosedSegment, list[dict[str, Any]]] | None] = asyncio.Queue()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        recovered = await asyncio.to_thread(recover_orphans, self.wal_root, self.raw_root)
+        for table, count in recovered.items():
+            self.metrics.rows_written[table] += count
+        self._wal = await asyncio.to_thread(WriteAheadLog, self.wal_root, self.instance_id)
+        self._tasks = [
+            asyncio.create_task(self._writer(), name="wal-writer"),
+            asyncio.create_task(self._roller(), name="parquet-roller"),
+            asyncio.create_task(self._roll_timer(), name="roll-timer"),
+        ]
+
+    async def commit(self, record: dict[str, Any]) -> None:
+        """Return once `record` is durable; raise StoreUnavailable if it cannot be."""
+        if self._closing:
+            raise StoreUnavailable("listener is shutting down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((encode(record), record, future))
+        self.metrics.rows_buffered += 1
+        self._wakeup.set()
+        await future
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Store `record` with the next batch without waiting (connection events)."""
+        if not self._closing:
+            self._pending.append((encode(record), record, None))
+            self._wakeup.set()
+
+    @property
+    def unrolled_bytes(self) -> int:
+        return self._unrolled_bytes
+
+    async def _writer(self) -> None:
+        assert self._wal is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self._pending:
+                await self._write_batch()
+            if self._roll_due():
+                self._rotate()
+            if self._closing and not self._pending:
+                if self._records:
+                    self._rotate()
+                await self._roll_queue.put(None)
+                return
+
+    async def _write_batch(self) -> None:
+        assert self._wal is not None
+        batch, self._pending = self._pending, []
+        data = b"".join(item[0] for item in batch)
+        if self._unrolled_bytes + len(data) > self.max_wal_bytes:
+            self._fail(batch, StoreUnavailable("write-ahead log is over its disk cap"))
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._wal.write_batch, data)
+        except OSError as exc:
+            self.healthy = False
+            log.error("write-ahead log write failed; not acknowledging", extra=fields(error=str(exc)))
+            self._fail(batch, StoreUnavailable(str(exc)))
+            return
+        self.healthy = True
+        self.metrics.observe_fsync(time.perf_counter() - started)
+        if not self._records:
+            self._segment_started = time.monotonic()
+        self._records.extend(item[1] for item in batch)
+        self._unrolled_bytes += len(data)
+        for _, _, future in batch:
+            if future is not None:
+                self.metrics.rows_buffered -= 1
+                if not future.done():
+                    future.set_result(None)
+
+    def _fail(
+        self, batch: list[tuple[bytes, dict[str, Any], asyncio.Future[None] | None]], exc: Exception
+    ) -> None:
+        for _, _, future in batch:
+            if future is not None:
+                self.metrics.rows_buffered -= 1
+                if not future.done():
+                    future.set_exception(exc)
+
+    def _roll_due(self) -> bool:
+        if not self._records or self._wal is None:
+            return False
+        aged = time.monotonic() - self._segment_started >= self.roll_seconds
+        return aged or self._wal.size >= self.roll_bytes
+
+    def _rotate(self) -> None:
+        assert self._wal is not None
+        closed = self._wal.rotate()
+        records, self._records = self._records, []
+        self._roll_queue.put_nowait((closed, records))
+
+    async def _roll_timer(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(min(0.5, self.roll_seconds / 2))
+            if self._roll_due():
+                self._wakeup.set()
+
+    async def _roller(self) -> None:
+        while True:
+            item = await self._roll_queue.get()
+            if item is None:
+                return
+            closed, records = item
+            name = f"{self.instance_id}-{closed.seq:06d}"
+            while True:
+                try:
+                    written = await asyncio.to_thread(self._roll, closed, records, name)
+                    break
+                except OSError as exc:
+                    # The segment stays on disk, so nothing is lost; retry until the disk recovers.
+                    log.error("rolling into Parquet failed; retrying", extra=fields(error=str(exc)))
+                    await asyncio.sleep(1.0)
+            self._unrolled_bytes -= closed.bytes
+            for table, count in written.items():
+                self.metrics.rows_written[table] += count
+            self.metrics.rolls += 1
+
+    def _roll(self, closed: ClosedSegment, records: list[dict[str, Any]], name: str) -> Counter[str]:
+        written = write_records(records, self.raw_root, name) if records else Counter()
+        closed.path.unlink(missing_ok=True)
+        return written
+
+    async def close(self) -> None:
+        """Flush everything into Parquet and release the WAL folder (SIGTERM path)."""
+        self._closing = True
+        self._wakeup.set()
+        writer, roller, timer = self._tasks
+        await writer
+        await roller
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
+        if self._wal is not None:
+            await asyncio.to_thread(self._wal.close)
