@@ -80,8 +80,7 @@ class FrameProcessor:
                 ctx, seq, received, text, len(message), hashlib.sha256(message).hexdigest(),
                 "binary_frame", "OCPP-J uses text frames; stored base64-encoded", None, None,
             )  # fmt: skip
-        # Characters are at most 4 bytes each, so most frames skip the encode.
-        length = len(message) if len(message) * 4 <= self.max_frame_bytes else len(message.encode())
+        length = len(message) if message.isascii() else len(message.encode())  # bytes, cheaply
         if length > self.max_frame_bytes:
             mid, action = peek_ids(message)
             encoded = message.encode()

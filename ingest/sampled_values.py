@@ -91,13 +91,17 @@ def read_sampled_value(sv: Any, version: str) -> dict[str, Any]:
         sv = {"value": sv}
 
     value = sv.get("value")
-    if isinstance(value, str):
-        value_raw = value
-    elif value is None:
+    # 1.6 sends values as strings, 2.0.1 as JSON numbers; each version's other form is tolerated.
+    if value is None:
         flags.append("value_missing")
         value_raw = ""
+    elif isinstance(value, str):
+        value_raw = value
+        if version == "2.0.1":
+            flags.append("value_string")
     else:
-        flags.append("value_not_string" if version == "1.6" else "value_json_text")
+        if version == "1.6":
+            flags.append("value_not_string")
         value_raw = orjson.dumps(value).decode()
 
     measurand = sv.get("measurand") or DEFAULT_MEASURAND

@@ -69,6 +69,8 @@ def raw_table(data_dir: Path, table: str) -> duckdb.DuckDBPyRelation:
 
 
 def rows(data_dir: Path, table: str, where: str = "true", order: str = "received_at") -> list[dict[str, Any]]:
+    if not any((data_dir / "raw" / table).glob("date=*/*.parquet")):
+        return []
     rel = raw_table(data_dir, table).filter(where).order(order)
     cols = rel.columns
     return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,8 @@ class RunningListener:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    health_scheme: str = "http"
+    preexec: Callable[[], None] | None = None
     _log: object = field(default=None, repr=False)
 
     @property
@@ -36,22 +40,23 @@ class RunningListener:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.health_scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> RunningListener:
+    def start(self, timeout: float = 20.0, ssl_context: ssl.SSLContext | None = None) -> RunningListener:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ocpp_opendata.cli", "listen", *self.args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            preexec_fn=self.preexec,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"listener exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.http + "/health", timeout=1) as resp:
+                with urllib.request.urlopen(self.http + "/health", timeout=1, context=ssl_context) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
