@@ -37,7 +37,8 @@ from ocpp_opendata.settings import Settings
 log = logging.getLogger("ingest.server")
 
 SOCKET_MAX_BYTES = 2**20  # frames up to 1 MiB reach us; over max_frame_bytes they are quarantined
-CLOSE_REPLACED = 4000  # private-use close code: a newer connection with the same id took over
+CLOSE_REPLACED = 4000
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # private-use close code: a newer connection with the same id took over
 
 
 class RateLimiter:
@@ -109,11 +110,8 @@ class Listener:
             if path == "/health":
                 return self._health(connection)
             if path == "/metrics":
-                response = connection.respond(
-                    http.HTTPStatus.OK, self.metrics.render(self.store.unrolled_bytes)
-                )
-                response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-                return response
+                body = self.metrics.render(self.store.unrolled_bytes).encode()
+                return Response(200, "OK", Headers({"Content-Type": PROMETHEUS_TYPE}), body)
         try:
             cp_id = charge_point_id_from_path(request.path)
             if self.known_ids is not None and cp_id not in self.known_ids:
