@@ -7,6 +7,7 @@ to the measurand's canonical unit (Wh, W, A, V, ...) so that downstream sums nev
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -83,15 +84,89 @@ def _parse_number(raw: str, flags: list[str]) -> float | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _described(
+    version: str,
+    measurand: Any,
+    context: Any,
+    location: Any,
+    fmt: Any,
+    phase: Any,
+    unit_raw: Any,
+    multiplier: Any,
+    signed: bool,
+) -> tuple[dict[str, Any], float, list[str]]:
+    """Everything about a sampled value except its value: the same few combinations repeat millions
+    of times, so this is computed once per combination (the roll into Parquet is CPU-bound)."""
+    flags: list[str] = []
+    measurand = measurand or DEFAULT_MEASURAND
+    if not isinstance(measurand, str):
+        measurand = str(measurand)
+    if measurand not in MEASURANDS:
+        flags.append("measurand_nonstandard")
+    context = context or DEFAULT_CONTEXT
+    if context not in CONTEXTS:
+        flags.append("context_nonstandard")
+    location = location or DEFAULT_LOCATION
+    fmt = fmt or DEFAULT_FORMAT
+    if signed:
+        flags.append("signed_meter_value")
+    if fmt == "SignedData":
+        # The value is a signed blob, not a number; it is kept verbatim in value_raw.
+        flags.append("signed_data")
+    if not isinstance(multiplier, int) or isinstance(multiplier, bool):
+        multiplier = None
+    if unit_raw is None:
+        unit, factor = _default_unit(measurand), 1.0
+    else:
+        known = UNITS.get(str(unit_raw).lower())
+        if known is None:
+            flags.append("unit_nonstandard")
+            unit, factor = str(unit_raw), 1.0
+        else:
+            unit, factor = known
+            if factor != 1.0:
+                flags.append("unit_scaled")
+            elif str(unit_raw) != unit:
+                flags.append("unit_case")
+    if multiplier:
+        factor *= 10.0**multiplier
+    columns = {
+        "measurand": measurand,
+        "phase": phase if isinstance(phase, str) else None,
+        "location": location if isinstance(location, str) else str(location),
+        "context": context if isinstance(context, str) else str(context),
+        "format": fmt if isinstance(fmt, str) else str(fmt),
+        "unit": unit,
+        "unit_raw": None if unit_raw is None else str(unit_raw),
+        "multiplier": multiplier,
+    }
+    return columns, factor, flags
+
+
 def read_sampled_value(sv: Any, version: str) -> dict[str, Any]:
     """Columns of one meter_values row (without the context columns)."""
     flags: list[str] = []
     if not isinstance(sv, dict):
         flags.append("sampled_value_not_object")
         sv = {"value": sv}
+    if version == "2.0.1" or "unitOfMeasure" in sv:
+        uom = sv.get("unitOfMeasure")
+        uom = uom if isinstance(uom, dict) else {}
+        unit_raw, multiplier = uom.get("unit"), uom.get("multiplier")
+    else:
+        unit_raw, multiplier = sv.get("unit"), None
+    described = (
+        version, sv.get("measurand"), sv.get("context"), sv.get("location"), sv.get("format"),
+        sv.get("phase"), unit_raw, multiplier, "signedMeterValue" in sv,
+    )  # fmt: skip
+    try:
+        columns, factor, static_flags = _described(*described)
+    except TypeError:  # an unhashable field (a list where a string belongs): describe it uncached
+        columns, factor, static_flags = _described.__wrapped__(*described)
 
-    value = sv.get("value")
     # 1.6 sends values as strings, 2.0.1 as JSON numbers; each version's other form is tolerated.
+    value = sv.get("value")
     if value is None:
         flags.append("value_missing")
         value_raw = ""
@@ -104,68 +179,13 @@ def read_sampled_value(sv: Any, version: str) -> dict[str, Any]:
             flags.append("value_not_string")
         value_raw = orjson.dumps(value).decode()
 
-    measurand = sv.get("measurand") or DEFAULT_MEASURAND
-    if not isinstance(measurand, str):
-        measurand = str(measurand)
-    if measurand not in MEASURANDS:
-        flags.append("measurand_nonstandard")
-    context = sv.get("context") or DEFAULT_CONTEXT
-    if context not in CONTEXTS:
-        flags.append("context_nonstandard")
-    location = sv.get("location") or DEFAULT_LOCATION
-    fmt = sv.get("format") or DEFAULT_FORMAT
-    phase = sv.get("phase")
-
-    multiplier: int | None = None
-    if version == "2.0.1" or "unitOfMeasure" in sv:
-        uom = sv.get("unitOfMeasure") if isinstance(sv.get("unitOfMeasure"), dict) else {}
-        unit_raw = uom.get("unit")
-        raw_multiplier = uom.get("multiplier")
-        if isinstance(raw_multiplier, int) and not isinstance(raw_multiplier, bool):
-            multiplier = raw_multiplier
-        if "signedMeterValue" in sv:
-            flags.append("signed_meter_value")
-    else:
-        unit_raw = sv.get("unit")
-
-    if fmt == "SignedData":
-        # The value is a signed blob, not a number; it is kept verbatim in value_raw.
-        flags.append("signed_data")
-        number: float | None = None
+    number: float | None
+    if columns["format"] == "SignedData":
+        number = None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
     else:
         number = _parse_number(value_raw, flags)
-
-    if unit_raw is None:
-        unit = _default_unit(measurand)
-        factor = 1.0
-    else:
-        known = UNITS.get(str(unit_raw).lower())
-        if known is None:
-            flags.append("unit_nonstandard")
-            unit, factor = str(unit_raw), 1.0
-        else:
-            unit, factor = known
-            if factor != 1.0:
-                flags.append("unit_scaled")
-            elif str(unit_raw) != unit:
-                flags.append("unit_case")
-    if number is not None:
+    if number is not None and factor != 1.0:
         number *= factor
-        if multiplier:
-            number *= 10.0**multiplier
-
-    return {
-        "measurand": measurand,
-        "phase": phase if isinstance(phase, str) else None,
-        "location": location if isinstance(location, str) else str(location),
-        "context": context if isinstance(context, str) else str(context),
-        "format": fmt if isinstance(fmt, str) else str(fmt),
-        "unit": unit,
-        "unit_raw": None if unit_raw is None else str(unit_raw),
-        "multiplier": multiplier,
-        "value": number,
-        "value_raw": value_raw,
-        "quality": flags,
-    }
+    return {**columns, "value": number, "value_raw": value_raw, "quality": flags + static_flags}

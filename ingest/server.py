@@ -37,8 +37,8 @@ from ocpp_opendata.settings import Settings
 log = logging.getLogger("ingest.server")
 
 SOCKET_MAX_BYTES = 2**20  # frames up to 1 MiB reach us; over max_frame_bytes they are quarantined
-CLOSE_REPLACED = 4000
-PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # private-use close code: a newer connection with the same id took over
+CLOSE_REPLACED = 4000  # private-use close code: a newer connection with the same id took over
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class RateLimiter:
