@@ -12,6 +12,7 @@ Record shapes (orjson in the WAL):
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,9 @@ import orjson
 
 from ingest.ocppj import CALL, read_frame
 from ingest.sampled_values import read_sampled_value
+from ocpp_opendata.logs import fields
+
+log = logging.getLogger("ingest.extract")
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -91,8 +95,18 @@ def extract(records: list[dict[str, Any]]) -> Rows:
             row = dict(record["row"])
             row["received_at"] = from_us(row["received_at"])
             rows["connections"].append(row)
-        else:
-            _exchange(record, rows)
+            continue
+        one: Rows = defaultdict(list)
+        try:
+            _exchange(record, one)
+        except Exception:
+            # A bug in deriving rows must not block the roll of everything else: keep the frame
+            # in `frames` and `quarantine` so it can be derived again once the bug is fixed.
+            log.exception("deriving rows failed", extra=fields(connection=record.get("conn")))
+            one = defaultdict(list)
+            _exchange({**record, "in": [*record["in"][:5], "extract_error", "deriving rows failed", ""]}, one)
+        for table, table_rows in one.items():
+            rows[table].extend(table_rows)
     return rows
 
 

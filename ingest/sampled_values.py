@@ -114,7 +114,9 @@ def _described(
     if fmt == "SignedData":
         # The value is a signed blob, not a number; it is kept verbatim in value_raw.
         flags.append("signed_data")
-    if not isinstance(multiplier, int) or isinstance(multiplier, bool):
+    if not isinstance(multiplier, int) or isinstance(multiplier, bool) or not -30 <= multiplier <= 30:
+        if multiplier is not None:
+            flags.append("multiplier_invalid")
         multiplier = None
     if unit_raw is None:
         unit, factor = _default_unit(measurand), 1.0

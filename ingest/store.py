@@ -136,7 +136,7 @@ class DurableStore:
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self._wal.write_batch, data)
-        except OSError as exc:
+        except Exception as exc:  # any failure: the batch is not durable, so it is not acknowledged
             self.healthy = False
             log.error("write-ahead log write failed; not acknowledging", extra=fields(error=str(exc)))
             self._fail(batch, StoreUnavailable(str(exc)))
@@ -195,6 +195,13 @@ class DurableStore:
                     # The segment stays on disk, so nothing is lost; retry until the disk recovers.
                     log.error("rolling into Parquet failed; retrying", extra=fields(error=str(exc)))
                     await asyncio.sleep(1.0)
+                except Exception:
+                    # Not a disk problem, so retrying won't help: set the segment aside (never
+                    # deleted) for an operator, and keep rolling the others.
+                    log.exception("rolling into Parquet failed; segment kept", extra=fields(segment=name))
+                    closed.path.rename(closed.path.with_suffix(".failed"))
+                    written = Counter()
+                    break
             self._unrolled_bytes -= closed.bytes
             for table, count in written.items():
                 self.metrics.rows_written[table] += count
