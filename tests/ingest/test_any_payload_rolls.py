@@ -15,16 +15,22 @@ from ingest.sink import write_records
 from tests.support.chargers import rows
 
 json_scalar = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(max_size=8)
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
 )
 json_value = st.recursive(
     json_scalar,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=12,
 )
-KEYS = ["connectorId", "transactionId", "meterValue", "sampledValue", "value", "unit", "unitOfMeasure",
-        "multiplier", "timestamp", "idTag", "idToken", "meterStart", "meterStop", "evse", "transactionInfo",
-        "seqNo", "offline", "status", "connectorStatus", "evseId", "chargingStation", "measurand", "format"]  # fmt: skip
+KEYS = [
+    "connectorId", "transactionId", "meterValue", "sampledValue", "value", "unit", "unitOfMeasure",
+    "multiplier", "timestamp", "idTag", "idToken", "meterStart", "meterStop", "evse", "transactionInfo",
+    "seqNo", "offline", "status", "connectorStatus", "evseId", "chargingStation", "measurand", "format",
+]  # fmt: skip
 # Payloads shaped like the real ones (known keys, nested) but with arbitrary values.
 payload = st.recursive(
     st.dictionaries(st.sampled_from(KEYS), json_value, max_size=6),
