@@ -11,6 +11,7 @@ import sys
 import click
 
 from ocpp_opendata.commands.listen import credentials, listen
+from ocpp_opendata.commands.simulate import simulate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -36,6 +37,7 @@ def docs(check: bool) -> None:
 # Subcommands, one module each under ocpp_opendata/commands/.
 main.add_command(listen)
 main.add_command(credentials)
+main.add_command(simulate)
 
 if __name__ == "__main__":
     main()

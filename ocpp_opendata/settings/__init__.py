@@ -16,6 +16,7 @@ from typing import Any, get_args, get_type_hints
 
 from ocpp_opendata.settings.core import CoreSettings
 from ocpp_opendata.settings.listener import ListenerSettings
+from ocpp_opendata.settings.simulator import SimulatorSettings
 
 ENV_PREFIX = "OCPP_OPENDATA_"
 
@@ -26,6 +27,7 @@ ENV_PREFIX = "OCPP_OPENDATA_"
 # A new section: a frozen dataclass whose fields all have defaults, added to this list.
 @dataclass(frozen=True)
 class Settings(
+    SimulatorSettings,
     ListenerSettings,
     CoreSettings,
 ):
