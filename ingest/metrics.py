@@ -38,7 +38,11 @@ class Metrics:
         def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
             out.append(f"# HELP ocpp_opendata_{name} {help_text}")
             out.append(f"# TYPE ocpp_opendata_{name} {kind}")
-            out.extend(f"ocpp_opendata_{name}{labels} {value:g}" for labels, value in samples)
+            # Integers in full: `:g` would print 1234567 as 1.23457e+06 and break rate().
+            out.extend(
+                f"ocpp_opendata_{name}{labels} {value if isinstance(value, int) else repr(float(value))}"
+                for labels, value in samples
+            )
 
         def esc(value: str) -> str:
             return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

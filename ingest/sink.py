@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ingest.extract import extract
 from ingest.schema import TABLES, partition_dir
-from ingest.wal import fsync_dir
+from ingest.wal import fsync_dir, read_segment
 
 
 def write_parquet_atomically(table: pa.Table, path: Path) -> None:
@@ -44,3 +44,13 @@ def write_records(records: list[dict[str, Any]], raw_root: Path, name: str) -> C
             write_parquet_atomically(table, partition_dir(raw_root, table_name, day) / f"{name}.parquet")
             written[table_name] += len(day_rows)
     return written
+
+
+def roll_segment(segment: str, raw_root: str, name: str) -> dict[str, int]:
+    """Roll one closed WAL segment into Parquet, then delete it. Runs in a worker process: deriving
+    rows and building Arrow tables is CPU-bound and would hold the listener's GIL for tens of ms."""
+    path = Path(segment)
+    records = read_segment(path)
+    written = write_records(records, Path(raw_root), name) if records else Counter()
+    path.unlink(missing_ok=True)
+    return dict(written)

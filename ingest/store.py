@@ -3,8 +3,9 @@
 `commit(record)` returns once the record is fsync'd. Records that arrive while an fsync is in
 flight form the next batch, so one fsync serves many chargers (group commit) and durability costs
 little throughput. Every `roll_seconds` (or `roll_bytes` of WAL) the current segment is closed
-between two batches and rolled into Parquet in a worker thread; the segment file is deleted only
-after its Parquet files are durable.
+between two batches and rolled into Parquet by a worker process, exactly as crash recovery rolls
+an orphaned segment; the segment file is deleted only after its Parquet files are durable. The
+worker keeps the CPU-heavy roll off the event loop's GIL (it used to add ~100 ms to p99 acks).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import secrets
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ingest.metrics import Metrics
-from ingest.sink import write_records
+from ingest.sink import roll_segment, write_records
 from ingest.wal import ClosedSegment, WriteAheadLog, encode, orphaned_folders, read_segment
 from ocpp_opendata.logs import fields
 
@@ -71,12 +74,12 @@ class DurableStore:
         self.instance_id = new_instance_id()
         self.healthy = True
         self._wal: WriteAheadLog | None = None
-        self._pending: list[tuple[bytes, dict[str, Any], asyncio.Future[None] | None]] = []
-        self._records: list[dict[str, Any]] = []  # what the current segment holds, for its roll
+        self._pending: list[tuple[bytes, asyncio.Future[None] | None]] = []
         self._segment_started = time.monotonic()
         self._unrolled_bytes = 0  # WAL bytes on disk not yet rolled into Parquet
         self._wakeup = asyncio.Event()
-        self._roll_queue: asyncio.Queue[tuple[ClosedSegment, list[dict[str, Any]]] | None] = asyncio.Queue()
+        self._roll_queue: asyncio.Queue[ClosedSegment | None] = asyncio.Queue()
+        self._pool: ProcessPoolExecutor | None = None
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -85,6 +88,8 @@ class DurableStore:
         for table, count in recovered.items():
             self.metrics.rows_written[table] += count
         self._wal = await asyncio.to_thread(WriteAheadLog, self.wal_root, self.instance_id)
+        # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self._tasks = [
             asyncio.create_task(self._writer(), name="wal-writer"),
             asyncio.create_task(self._roller(), name="parquet-roller"),
@@ -96,7 +101,7 @@ class DurableStore:
         if self._closing:
             raise StoreUnavailable("listener is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((encode(record), record, future))
+        self._pending.append((encode(record), future))
         self.metrics.rows_buffered += 1
         self._wakeup.set()
         await future
@@ -104,7 +109,7 @@ class DurableStore:
     def log(self, record: dict[str, Any]) -> None:
         """Store `record` with the next batch without waiting (connection events)."""
         if not self._closing:
-            self._pending.append((encode(record), record, None))
+            self._pending.append((encode(record), None))
             self._wakeup.set()
 
     @property
@@ -121,7 +126,7 @@ class DurableStore:
             if self._roll_due():
                 self._rotate()
             if self._closing and not self._pending:
-                if self._records:
+                if self._wal.size:
                     self._rotate()
                 await self._roll_queue.put(None)
                 return
@@ -143,36 +148,31 @@ class DurableStore:
             return
         self.healthy = True
         self.metrics.observe_fsync(time.perf_counter() - started)
-        if not self._records:
+        if self._wal.size == len(data):
             self._segment_started = time.monotonic()
-        self._records.extend(item[1] for item in batch)
         self._unrolled_bytes += len(data)
-        for _, _, future in batch:
+        for _, future in batch:
             if future is not None:
                 self.metrics.rows_buffered -= 1
                 if not future.done():
                     future.set_result(None)
 
-    def _fail(
-        self, batch: list[tuple[bytes, dict[str, Any], asyncio.Future[None] | None]], exc: Exception
-    ) -> None:
-        for _, _, future in batch:
+    def _fail(self, batch: list[tuple[bytes, asyncio.Future[None] | None]], exc: Exception) -> None:
+        for _, future in batch:
             if future is not None:
                 self.metrics.rows_buffered -= 1
                 if not future.done():
                     future.set_exception(exc)
 
     def _roll_due(self) -> bool:
-        if not self._records or self._wal is None:
+        if self._wal is None or not self._wal.size:
             return False
         aged = time.monotonic() - self._segment_started >= self.roll_seconds
         return aged or self._wal.size >= self.roll_bytes
 
     def _rotate(self) -> None:
         assert self._wal is not None
-        closed = self._wal.rotate()
-        records, self._records = self._records, []
-        self._roll_queue.put_nowait((closed, records))
+        self._roll_queue.put_nowait(self._wal.rotate())
 
     async def _roll_timer(self) -> None:
         while not self._closing:
@@ -181,15 +181,17 @@ class DurableStore:
                 self._wakeup.set()
 
     async def _roller(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            item = await self._roll_queue.get()
-            if item is None:
+            closed = await self._roll_queue.get()
+            if closed is None:
                 return
-            closed, records = item
             name = f"{self.instance_id}-{closed.seq:06d}"
             while True:
                 try:
-                    written = await asyncio.to_thread(self._roll, closed, records, name)
+                    written = await loop.run_in_executor(
+                        self._pool, roll_segment, str(closed.path), str(self.raw_root), name
+                    )
                     break
                 except OSError as exc:
                     # The segment stays on disk, so nothing is lost; retry until the disk recovers.
@@ -200,17 +202,12 @@ class DurableStore:
                     # deleted) for an operator, and keep rolling the others.
                     log.exception("rolling into Parquet failed; segment kept", extra=fields(segment=name))
                     closed.path.rename(closed.path.with_suffix(".failed"))
-                    written = Counter()
+                    written = {}
                     break
             self._unrolled_bytes -= closed.bytes
             for table, count in written.items():
                 self.metrics.rows_written[table] += count
             self.metrics.rolls += 1
-
-    def _roll(self, closed: ClosedSegment, records: list[dict[str, Any]], name: str) -> Counter[str]:
-        written = write_records(records, self.raw_root, name) if records else Counter()
-        closed.path.unlink(missing_ok=True)
-        return written
 
     async def close(self) -> None:
         """Flush everything into Parquet and release the WAL folder (SIGTERM path)."""
@@ -224,3 +221,5 @@ class DurableStore:
             await timer
         if self._wal is not None:
             await asyncio.to_thread(self._wal.close)
+        if self._pool is not None:
+            self._pool.shutdown()

@@ -43,7 +43,7 @@ class ListenerSettings:
     )
     rate_burst: int = opt(1000, "Burst size of the per-connection rate limit.")
     roll_seconds: float = opt(60.0, "Raw Parquet files roll at least this often (s).")
-    roll_bytes: int = opt(64 * 1024 * 1024, "Raw Parquet files roll once this much WAL has accumulated.")
+    roll_bytes: int = opt(16 * 1024 * 1024, "Raw Parquet files roll once this much WAL has accumulated.")
     wal_dir: Path | None = opt(None, "Write-ahead-log folder on local disk (default: DATA_DIR/wal).")
     wal_max_bytes: int = opt(
         2 * 1024**3, "Local WAL disk cap; past it the listener stops acknowledging until it drains."
