@@ -10,7 +10,10 @@ import sys
 
 import click
 
+from ocpp_opendata.commands.demo import demo
 from ocpp_opendata.commands.listen import credentials, listen
+from ocpp_opendata.commands.pipeline import pipeline
+from ocpp_opendata.commands.serve import serve
 from ocpp_opendata.commands.simulate import simulate
 
 
@@ -37,6 +40,9 @@ def docs(check: bool) -> None:
 # Subcommands, one module each under ocpp_opendata/commands/.
 main.add_command(listen)
 main.add_command(credentials)
+main.add_command(demo)
+main.add_command(pipeline)
+main.add_command(serve)
 main.add_command(simulate)
 
 if __name__ == "__main__":

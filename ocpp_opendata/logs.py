@@ -47,6 +47,8 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(level)
     # websockets logs every failed handshake at INFO with a traceback; our own refusal log says why.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # Dagster's SQLite storage announces each schema migration check at INFO.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def fields(**values: object) -> dict[str, dict[str, object]]:

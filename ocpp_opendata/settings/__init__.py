@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+from ocpp_opendata.settings.api import ApiSettings
 from ocpp_opendata.settings.core import CoreSettings
 from ocpp_opendata.settings.listener import ListenerSettings
+from ocpp_opendata.settings.pipeline import PipelineSettings
 from ocpp_opendata.settings.simulator import SimulatorSettings
 
 ENV_PREFIX = "OCPP_OPENDATA_"
@@ -28,6 +30,8 @@ ENV_PREFIX = "OCPP_OPENDATA_"
 @dataclass(frozen=True)
 class Settings(
     SimulatorSettings,
+    PipelineSettings,
+    ApiSettings,
     ListenerSettings,
     CoreSettings,
 ):

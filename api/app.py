@@ -1,0 +1,134 @@
+"""The FastAPI application: routes for the current release and for every kept one, plus middleware."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from api.errors import ApiError, error_response, scrub_paths
+from api.metrics import Metrics
+from api.middleware import AnswerCache, MethodGuard, SelectiveGZip
+from api.release import ReleaseManager
+from api.routes import datasets, downloads, meta, sql, stations, usage
+from api.routes.common import current_release, pinned_release
+from api.sql_guard import SqlLimits
+from ocpp_opendata.logs import fields
+from ocpp_opendata.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "X-Release",
+    "X-Total-Count",
+    "X-Truncated",
+    "Link",
+    "Content-Range",
+    "Content-Length",
+]
+
+
+def versioned_router(release_dependency: object) -> APIRouter:
+    router = APIRouter()
+    for module in (datasets, downloads, usage, stations, sql):
+        module.register(router, release_dependency)
+    return router
+
+
+def sql_limits(settings: Settings) -> SqlLimits:
+    return SqlLimits(
+        time_limit=settings.sql_time_limit,
+        row_cap=settings.sql_row_cap,
+        memory_limit=settings.sql_memory_limit,
+        threads=settings.sql_threads,
+        max_in_flight=settings.sql_max_in_flight,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    releases = ReleaseManager(
+        settings.data_dir, sql_limits(settings), settings.api_release_poll, settings.timezone
+    )
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        releases.start()
+        log.info("api serving", extra=fields(release=releases.current_id))
+        try:
+            yield
+        finally:
+            releases.stop()
+
+    app = FastAPI(
+        title="ocpp-opendata API",
+        version="1",
+        summary="Read-only open data about EV charging: datasets, downloads, usage and SQL.",
+        lifespan=lifespan,
+    )
+    app.state.releases = releases
+    app.state.metrics = metrics
+
+    meta_router = APIRouter()
+    meta.register(meta_router)
+    app.include_router(meta_router)
+    app.include_router(versioned_router(current_release), prefix="/v1")
+    app.include_router(versioned_router(pinned_release), prefix="/v1/releases/{release_id}")
+    _install_error_handlers(app)
+
+    app.add_middleware(SelectiveGZip)
+    app.add_middleware(
+        AnswerCache,
+        current_id=lambda: releases.current_id,
+        metrics=metrics,
+        max_bytes=settings.api_cache_bytes,
+        max_age=settings.api_max_age,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD"],
+        allow_headers=["Range", "If-None-Match", "If-Modified-Since", "If-Range"],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=86400,
+    )
+    app.add_middleware(MethodGuard, metrics=metrics)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if any(tuple(err.get("loc", ())) == ("path", "name") for err in exc.errors()):
+            name = str(request.path_params.get("name", ""))[:80]
+            return error_response(404, f"no dataset named {name!r}; see /v1/datasets for the catalogue")
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path"))
+            problems.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+        return error_response(400, scrub_paths("invalid parameter " + "; ".join(problems)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = {404: f"no such resource: {request.url.path[:200]}", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        return error_response(
+            exc.status_code, scrub_paths(message, request.url.path), dict(exc.headers or {})
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", extra=fields(path=request.url.path[:200]))
+        return error_response(500, "internal error; it has been logged")

@@ -1,0 +1,298 @@
+"""Which release the API serves: the current one (hot-swapped when `published/current` moves) and kept ones.
+
+A `Release` owns one read-only DuckDB instance over its `catalog.duckdb` for the API's own queries; the
+SQL endpoint gets a second, locked-down instance (see `sql_guard`). Requests hold a lease on the release
+they started with, so a swap never pulls a release from under a running request: the retired release is
+closed when its last lease ends, and a request never sees half of one release and half of another.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from api.catalog import DatasetStats, dataset_stats
+from api.errors import ApiError
+from api.sql_guard import SqlEngine, SqlLimits
+from ocpp_opendata.logs import fields
+from pipelines.published_schema import (
+    CATALOG_FILENAME,
+    CURRENT_LINK,
+    DATAPACKAGE_FILENAME,
+    DATASETS,
+    DCAT_FILENAME,
+    MANIFEST_FILENAME,
+    PUBLISHED_DIRNAME,
+    RELEASE_ID_PATTERN,
+    RELEASES_DIRNAME,
+    Dataset,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEZONE = "Europe/Stockholm"
+PINNED_OPEN_MAX = 4
+
+
+class ReleaseUnavailable(ApiError):
+    def __init__(self) -> None:
+        super().__init__(503, "no release has been published yet", {"Retry-After": "30"})
+
+
+def _read_json(path: Path) -> Any:
+    return orjson.loads(path.read_bytes())
+
+
+@dataclass(eq=False)
+class Release:
+    """One immutable published release, opened for serving."""
+
+    id: str
+    root: Path
+    datapackage: dict[str, Any]
+    manifest: dict[str, Any]
+    dcat: Any
+    db: duckdb.DuckDBPyConnection
+    datasets: dict[str, Dataset]
+    sql: SqlEngine
+    timezone: str
+    stats: dict[str, DatasetStats]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _leases: int = 0
+    _retired: bool = False
+    _closed: bool = False
+
+    @classmethod
+    def open(cls, root: Path, limits: SqlLimits, default_timezone: str = DEFAULT_TIMEZONE) -> Release:
+        root = root.resolve(strict=True)
+        catalog = root / CATALOG_FILENAME
+        datapackage = _read_json(root / DATAPACKAGE_FILENAME)
+        manifest = _read_json(root / MANIFEST_FILENAME)
+        dcat = _read_json(root / DCAT_FILENAME)
+        # One thread per query: answers are small and many run at once, so parallelism comes from
+        # concurrent requests; intra-query threads only add scheduling (measured: +7 % req/s, lower p99).
+        db = duckdb.connect(
+            str(catalog),
+            read_only=True,
+            config={"threads": "1", "autoinstall_known_extensions": "false"},
+        )
+        try:
+            tables = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            # duckdb.connect shares one instance per file, so a release opened twice is locked already.
+            if not db.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]:  # type: ignore[index]
+                db.execute("SET TimeZone = 'UTC'")
+                db.execute("SET autoload_known_extensions = false")
+                # The API's own queries never need a file: keep this instance away from the disk too.
+                db.execute("SET enable_external_access = false")
+                db.execute("SET lock_configuration = true")
+            datasets = {name: d for name, d in DATASETS.items() if name in tables}
+            stats = {name: dataset_stats(db, d) for name, d in datasets.items()}
+            sql = SqlEngine(catalog, limits)
+        except Exception:
+            db.close()
+            raise
+        timezone = str(datapackage.get("timezone") or manifest.get("timezone") or default_timezone)
+        return cls(root.name, root, datapackage, manifest, dcat, db, datasets, sql, timezone, stats)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh DuckDB connection for one request (microseconds to make; closed when dropped), so that
+        no request can inherit another's unfinished result and connections are never shared by threads."""
+        return self.db.cursor()
+
+    def dataset(self, name: str) -> Dataset:
+        found = self.datasets.get(name)
+        if found is None:
+            raise ApiError(404, f"no dataset named {name[:80]!r}; see /v1/datasets for the catalogue")
+        return found
+
+    def resource(self, name: str) -> dict[str, Any]:
+        for res in self.datapackage.get("resources", []):
+            if res.get("name") == name:
+                return res
+        return {}
+
+    def acquire(self) -> None:
+        with self._lock:
+            self._leases += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._leases -= 1
+            close = self._retired and self._leases == 0
+        if close:
+            self._close()
+
+    def retire(self) -> None:
+        with self._lock:
+            self._retired = True
+            close = self._leases == 0
+        if close:
+            self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.db.close()
+        self.sql.close()
+        log.info("release closed", extra=fields(release=self.id))
+
+
+class ReleaseManager:
+    """Serves `published/current`, polling the link so that a new release is picked up within seconds."""
+
+    def __init__(
+        self, data_dir: Path, limits: SqlLimits, poll_seconds: float = 0.5, timezone: str = DEFAULT_TIMEZONE
+    ) -> None:
+        self.timezone = timezone
+        self.published = data_dir / PUBLISHED_DIRNAME
+        self.releases_dir = self.published / RELEASES_DIRNAME
+        self.limits = limits
+        self.poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._current: Release | None = None
+        self._target: str | None = None
+        self._pinned: OrderedDict[str, Release] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.swaps = 0
+
+    @property
+    def current_id(self) -> str | None:
+        cur = self._current
+        return cur.id if cur is not None else None
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._watch, name="release-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            releases = [r for r in (self._current, *self._pinned.values()) if r is not None]
+            self._current = None
+            self._pinned.clear()
+        for rel in releases:
+            rel.retire()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any one bad release
+                log.exception("release watcher failed")
+
+    def _link_target(self) -> str | None:
+        try:
+            return os.readlink(self.published / CURRENT_LINK)
+        except OSError:
+            return None
+
+    def refresh(self) -> bool:
+        """Open the release `current` points at when it changed; True when a new one is now served."""
+        target = self._link_target()
+        if target is None or target == self._target:
+            return False
+        release_id = Path(target).name
+        if not RELEASE_ID_PATTERN.match(release_id):
+            log.error("current does not point at a release", extra=fields(target=release_id))
+            self._target = target
+            return False
+        try:
+            new = Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+        except (OSError, ValueError, duckdb.Error):
+            # Leave the previous release online; the next poll tries again.
+            log.exception("cannot open release", extra=fields(release=release_id))
+            return False
+        with self._lock:
+            old, self._current, self._target = self._current, new, target
+            self.swaps += 1
+        if old is not None:
+            old.retire()
+        log.info("serving release", extra=fields(release=new.id))
+        return True
+
+    @contextmanager
+    def lease(self, release_id: str | None = None) -> Iterator[Release]:
+        rel = self.acquire(release_id)
+        try:
+            yield rel
+        finally:
+            rel.release()
+
+    def acquire(self, release_id: str | None = None) -> Release:
+        """The current release (or the kept release `release_id`), leased: call `.release()` after use."""
+        with self._lock:
+            cur = self._current
+            if release_id is None or (cur is not None and cur.id == release_id):
+                if cur is None:
+                    raise ReleaseUnavailable()
+                cur.acquire()
+                return cur
+            pinned = self._pinned.get(release_id)
+            if pinned is not None:
+                self._pinned.move_to_end(release_id)
+                pinned.acquire()
+                return pinned
+        return self._open_pinned(release_id)
+
+    def _open_pinned(self, release_id: str) -> Release:
+        if not RELEASE_ID_PATTERN.match(release_id) or release_id not in self.release_ids():
+            raise ApiError(404, f"no kept release named {release_id[:40]!r}; see /v1/releases")
+        try:
+            rel = Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+        except (OSError, ValueError, duckdb.Error) as exc:
+            raise ApiError(404, f"release {release_id} is no longer complete on this server") from exc
+        evicted: list[Release] = []
+        with self._lock:
+            existing = self._pinned.get(release_id)
+            if existing is not None:  # another request opened it meanwhile
+                evicted.append(rel)
+                rel = existing
+            else:
+                self._pinned[release_id] = rel
+                while len(self._pinned) > PINNED_OPEN_MAX:
+                    evicted.append(self._pinned.popitem(last=False)[1])
+            rel.acquire()
+        for old in evicted:
+            old.retire()
+        return rel
+
+    def release_ids(self) -> list[str]:
+        """Kept, complete releases, newest first."""
+        try:
+            names = os.listdir(self.releases_dir)
+        except OSError:
+            return []
+        kept = [
+            n
+            for n in names
+            if RELEASE_ID_PATTERN.match(n) and (self.releases_dir / n / DATAPACKAGE_FILENAME).is_file()
+        ]
+        return sorted(kept, reverse=True)
+
+    def release_summary(self, release_id: str) -> dict[str, Any]:
+        try:
+            manifest = _read_json(self.releases_dir / release_id / MANIFEST_FILENAME)
+        except (OSError, ValueError):
+            manifest = {}
+        return {
+            "id": release_id,
+            "created_at": manifest.get("created_at"),
+            "previous_release_id": manifest.get("previous_release_id", manifest.get("previous_release")),
+            "current": release_id == self.current_id,
+        }

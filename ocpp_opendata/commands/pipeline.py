@@ -1,0 +1,104 @@
+"""`ocpp-opendata pipeline run|publish|compact`: the Dagster pipelines without the UI."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ocpp_opendata.options import settings_from, settings_options
+
+_OPTIONS = (
+    "timezone",
+    "pipeline_start_date",
+    "pseudonym_key_file",
+    "pseudonym_period",
+    "pseudonym_scope",
+    "privacy_k",
+    "round_minutes",
+    "round_energy_kwh",
+    "round_power_kw",
+    "clock_skew_minutes",
+    "max_session_days",
+    "station_registry",
+    "areas_geojson",
+    "license",
+    "publisher",
+    "releases_kept",
+    "publish_interval",
+    "raw_retention_days",
+)
+
+
+@click.group()
+def pipeline() -> None:
+    """Materialize and publish the open datasets (the same Dagster jobs `dagster dev` runs)."""
+
+
+@pipeline.command("run")
+@settings_options(*_OPTIONS)
+@click.option("--date", "dates", multiple=True, help="Local date (YYYY-MM-DD) to materialize; repeatable.")
+@click.option("--all", "all_dates", is_flag=True, help="Every date the raw zone has events for.")
+@click.option("--no-publish", is_flag=True, help="Only materialize the work tables; publish nothing.")
+def run_cmd(dates: tuple[str, ...], all_dates: bool, no_publish: bool, **options: Any) -> None:
+    """Materialize dates, then publish one release (a backfill publishes once)."""
+    from pipelines import runner
+    from pipelines.checks import PrivacyCheckError
+    from pipelines.partitions import parse_day
+    from pipelines.privacy import PseudonymKeyError
+
+    settings = settings_from(options)
+    if bool(dates) == all_dates:
+        raise click.UsageError("give --date D (repeatable) or --all")
+    try:
+        chosen = runner.all_dates(settings) if all_dates else sorted({parse_day(d) for d in dates})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
+        summary = runner.run(settings, chosen, publish=not no_publish)
+    except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"materialized {len(summary.dates)} date(s)")
+    if summary.release_id:
+        click.echo(f"published release {summary.release_id}")
+
+
+@pipeline.command("publish")
+@settings_options(*_OPTIONS)
+def publish_cmd(**options: Any) -> None:
+    """Publish a release from the work tables already materialized."""
+    from pipelines import runner
+    from pipelines.checks import PrivacyCheckError
+    from pipelines.privacy import PseudonymKeyError
+
+    settings = settings_from(options)
+    try:
+        summary = runner.run(settings, [], publish=True)
+    except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"published release {summary.release_id}")
+
+
+@pipeline.command("compact")
+@settings_options(*_OPTIONS)
+@click.option("--grace-days", type=int, default=2, show_default=True, help="Receipt dates this recent stay.")
+def compact_cmd(grace_days: int, **options: Any) -> None:
+    """Compact closed raw receipt dates into one file each; redact personal data past retention."""
+    from datetime import UTC, datetime
+
+    from pipelines.maintenance import maintain_raw
+    from pipelines.privacy import PseudonymKeyError
+
+    settings = settings_from(options)
+    try:
+        report = maintain_raw(settings, datetime.now(UTC).date(), grace_days)
+    except PseudonymKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"compacted {report.compacted_partitions} partition(s), removed {report.files_removed} file(s), "
+        f"redacted {report.redacted_partitions} partition(s)"
+    )

@@ -1,0 +1,38 @@
+"""`ocpp-opendata serve`: the read-only open-data API over the published releases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ocpp_opendata.options import settings_from, settings_options
+
+
+@click.command()
+@settings_options(
+    "api_host",
+    "api_port",
+    "api_release_poll",
+    "api_cache_bytes",
+    "api_max_age",
+    "sql_time_limit",
+    "sql_row_cap",
+    "sql_memory_limit",
+    "sql_threads",
+    "sql_max_in_flight",
+)
+def serve(**options: Any) -> None:
+    """Serve the published open data (datasets, downloads, usage, SQL) read-only over HTTP."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = settings_from(options)
+    app = create_app(settings)
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {settings.api_host}:{settings.api_port}: {exc}"
+        ) from exc

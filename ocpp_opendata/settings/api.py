@@ -1,0 +1,25 @@
+"""Settings of the read-only open-data API (`ocpp-opendata serve`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ocpp_opendata.settings.fields import opt
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    api_host: str = opt("127.0.0.1", "Address the open-data API binds to.", flag="--host")
+    api_port: int = opt(8000, "Port of the open-data API.", flag="--port")
+    api_release_poll: float = opt(
+        0.5, "How often (s) the API checks published/current for a new release to serve."
+    )
+    api_cache_bytes: int = opt(
+        64 * 1024 * 1024, "Memory for cached answers of the current release (bytes; 0 turns the cache off)."
+    )
+    api_max_age: int = opt(60, "Cache-Control max-age (s) of answers from the current (unversioned) routes.")
+    sql_time_limit: float = opt(5.0, "Time limit (s) of one /v1/sql query; it is interrupted past it.")
+    sql_row_cap: int = opt(10000, "Most rows one /v1/sql answer returns (the answer says when it is cut).")
+    sql_memory_limit: str = opt("256MB", "DuckDB memory limit of the SQL endpoint's own instance.")
+    sql_threads: int = opt(1, "DuckDB threads of the SQL endpoint's own instance.")
+    sql_max_in_flight: int = opt(2, "Most /v1/sql queries running at once; more get 429 with Retry-After.")

@@ -1,0 +1,1 @@
+"""Dagster assets: daily work tables (partitioned by local date) and the published release."""

@@ -1,0 +1,139 @@
+"""One local day's private work tables, read from the raw zone through the file index.
+
+`materialize_day` writes work/{sessions,availability,station_minutes}/date=D/part-0.parquet. It
+reads raw rows whose (corrected) event time lies in a window around the day: sessions look up to
+`max_session_days` ahead for their end, statuses a week back for the state at midnight.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ocpp_opendata.logs import fields
+from ocpp_opendata.settings import Settings
+from pipelines.partitions import day_bounds
+from pipelines.privacy import Pseudonymizer, load_master_key
+from pipelines.raw_index import RawIndex
+from pipelines.raw_reader import register_view
+from pipelines.storage import work_path, write_parquet
+from pipelines.transforms.availability import build_availability
+from pipelines.transforms.energy import build_station_minutes
+from pipelines.transforms.sessions import build_sessions
+
+log = logging.getLogger(__name__)
+
+STATUS_LOOKBACK = timedelta(days=7)
+SESSION_LOOKBACK = timedelta(days=1)
+METER_LOOKBACK = timedelta(hours=2)
+WORK_TABLES = ("sessions", "availability", "station_minutes")
+
+
+def connect(threads: int = 2) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = 'UTC'; SET threads = {threads}; SET preserve_insertion_order = false")
+    return con
+
+
+@dataclass(frozen=True)
+class DayResult:
+    day: date
+    sessions: int
+    open_sessions: int
+    station_hours: int
+    station_minutes: int
+    paths: dict[str, Path]
+
+
+def _view(
+    con: duckdb.DuckDBPyConnection,
+    index: RawIndex,
+    table: str,
+    start: datetime | None,
+    end: datetime | None,
+    settings: Settings,
+    columns: tuple[str, ...] | None = None,
+) -> None:
+    if start is None or end is None:
+        files = index.all_files(table)
+    else:
+        files = index.files_overlapping(table, start, end)
+    register_view(
+        con, table, files, start, end, skew_minutes=settings.clock_skew_minutes, columns=columns,
+        materialize=table != "meter_values",
+    )  # fmt: skip
+
+
+def sessions_for_day(settings: Settings, index: RawIndex, day: date, pseudo: Pseudonymizer) -> Path:
+    start, end = day_bounds(day, settings.timezone)
+    horizon = end + timedelta(days=settings.max_session_days)
+    con = connect()
+    try:
+        _view(con, index, "transaction_events", start - SESSION_LOOKBACK, horizon, settings)
+        _view(con, index, "status_notifications", start - SESSION_LOOKBACK, horizon, settings)
+
+        def register_meter(a: datetime, b: datetime) -> None:
+            cols = (
+                "received_at", "charge_point_id", "ocpp_version", "timestamp", "connector_id", "evse_id",
+                "transaction_id", "measurand", "phase", "location", "value",
+            )  # fmt: skip
+            _view(con, index, "meter_values", a, b, settings, cols)
+
+        table = build_sessions(con, day, start, end, horizon, pseudo, register_meter)
+    finally:
+        con.close()
+    path = work_path(settings.data_dir, "sessions", day)
+    write_parquet(table, path, ("station_id", "plug_in", "session_id"))
+    return path
+
+
+def availability_for_day(settings: Settings, index: RawIndex, day: date) -> Path:
+    start, end = day_bounds(day, settings.timezone)
+    con = connect()
+    try:
+        _view(con, index, "status_notifications", start - STATUS_LOOKBACK, end, settings)
+        _view(con, index, "transaction_events", start - STATUS_LOOKBACK, end, settings)
+        # Connection events are in receipt time: all of them are read, whatever the charger's clock
+        # said (a replayed or simulated past has them much later than its events).
+        _view(con, index, "connections", None, None, settings)
+        table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, index.connection_spans())
+    finally:
+        con.close()
+    path = work_path(settings.data_dir, "availability", day)
+    write_parquet(table, path, ("station_id", "hour_start"))
+    return path
+
+
+def station_minutes_for_day(settings: Settings, index: RawIndex, day: date) -> Path:
+    start, end = day_bounds(day, settings.timezone)
+    con = connect()
+    try:
+        cols = (
+            "received_at", "charge_point_id", "ocpp_version", "timestamp", "connector_id", "evse_id",
+            "measurand", "phase", "location", "value",
+        )  # fmt: skip
+        _view(con, index, "meter_values", start - METER_LOOKBACK, end, settings, cols)
+        table = build_station_minutes(con, day, start, end)
+    finally:
+        con.close()
+    path = work_path(settings.data_dir, "station_minutes", day)
+    write_parquet(table, path, ("station_id", "minute"))
+    return path
+
+
+def materialize_day(settings: Settings, day: date, index: RawIndex | None = None) -> dict[str, Path]:
+    """All work tables of one day (the CLI and tests use this; Dagster runs the three steps as assets)."""
+    pseudo = Pseudonymizer(load_master_key(settings), settings.pseudonym_period, settings.pseudonym_scope)
+    index = index or RawIndex(settings.data_dir, settings.clock_skew_minutes)
+    index.refresh()
+    paths = {
+        "sessions": sessions_for_day(settings, index, day, pseudo),
+        "availability": availability_for_day(settings, index, day),
+        "station_minutes": station_minutes_for_day(settings, index, day),
+    }
+    log.info("materialized day", extra=fields(day=day.isoformat()))
+    return paths

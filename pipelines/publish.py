@@ -1,0 +1,371 @@
+"""Releases: an immutable `published/releases/<id>/` per publish, switched in atomically.
+
+Order: build every dataset from the work zone → write the release under a hidden staging name →
+run the blocking checks on exactly those bytes → rename it into place → point `published/current`
+at it (a new symlink at a temporary name, then os.replace). A failing privacy check deletes the
+staging folder and raises: the previous release stays online. A partition failing a quality check
+keeps its previous version, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ocpp_opendata.logs import fields
+from ocpp_opendata.settings import Settings
+from pipelines import checks
+from pipelines.daily import connect
+from pipelines.datasets import build_datasets, partitions_of
+from pipelines.privacy import load_master_key
+from pipelines.published_schema import (
+    CATALOG_FILENAME,
+    CURRENT_LINK,
+    DATAPACKAGE_FILENAME,
+    DATASETS,
+    DCAT_FILENAME,
+    MANIFEST_FILENAME,
+    PARQUET_MEDIA_TYPE,
+    RELEASES_DIRNAME,
+    SCHEMA_VERSION,
+    Dataset,
+    current_release_dir,
+    download_path,
+    partition_path,
+    published_root,
+)
+from pipelines.raw_index import RawIndex
+from pipelines.storage import write_parquet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    release_id: str
+    path: Path
+    manifest: dict[str, Any]
+    reports: list[checks.CheckReport]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def new_release_id(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _previous_manifest(prev: Path | None) -> dict[str, Any]:
+    if prev is None or not (prev / MANIFEST_FILENAME).exists():
+        return {}
+    return json.loads((prev / MANIFEST_FILENAME).read_text())
+
+
+def _split(tbl: pa.Table, ds: Dataset) -> dict[str | None, pa.Table]:
+    if not ds.partitioned:
+        return {None: tbl}
+    out: dict[str | None, pa.Table] = {}
+    for d in partitions_of(tbl):
+        out[d.isoformat()] = tbl.filter(pa.compute.equal(tbl["date"], pa.scalar(d, pa.date32())))
+    return out
+
+
+def _write_dataset(
+    ds: Dataset,
+    tbl: pa.Table,
+    staging: Path,
+    prev: Path | None,
+    prev_files: dict[str, str],
+    failed: dict[str, str],
+) -> dict[str, Any]:
+    """Write one dataset's partitions; returns its manifest entry (and file facts for metadata)."""
+    parts = _split(tbl, ds)
+    entry: dict[str, Any] = {"added": [], "changed": [], "unchanged": [], "kept_previous": {}, "files": []}
+    kept_tables: list[pa.Table] = []
+    for part, ptbl in sorted(parts.items(), key=lambda kv: kv[0] or ""):
+        target = partition_path(staging, ds.name, part)
+        rel = str(target.relative_to(staging))
+        if part is not None and part in failed:
+            old = partition_path(prev, ds.name, part) if prev else None
+            entry["kept_previous"][part] = failed[part]
+            if old is None or not old.exists():
+                continue  # nothing trustworthy to keep: the partition is left out
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(old, target)
+            ptbl = pq.read_table(old)
+        else:
+            write_parquet(ptbl, target, ds.sort_keys)
+        digest = sha256_file(target)
+        kind = "added" if rel not in prev_files else ("unchanged" if prev_files[rel] == digest else "changed")
+        if part is not None and part not in failed:
+            entry[kind].append(part)
+        entry["files"].append(
+            {
+                "path": rel,
+                "partition": part,
+                "bytes": target.stat().st_size,
+                "hash": digest,
+                "rows": ptbl.num_rows,
+            }
+        )
+        kept_tables.append(ptbl)
+    whole = pa.concat_tables(kept_tables) if kept_tables else tbl.schema.empty_table()
+    dl = download_path(staging, ds.name)
+    write_parquet(whole, dl, ds.sort_keys)
+    entry["rows"] = whole.num_rows
+    entry["download"] = {
+        "path": str(dl.relative_to(staging)),
+        "bytes": dl.stat().st_size,
+        "hash": sha256_file(dl),
+    }
+    if ds.partitioned and whole.num_rows:
+        dates = whole["date"].to_pylist()
+        entry["coverage"] = [min(dates).isoformat(), max(dates).isoformat()]
+    return entry
+
+
+def _catalog(staging: Path) -> None:
+    path = staging / CATALOG_FILENAME
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for name in DATASETS:
+            src = str(download_path(staging, name)).replace("'", "''")
+            con.execute(f"CREATE TABLE \"{name}\" AS SELECT * FROM read_parquet('{src}')")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _datapackage(
+    settings: Settings, release_id: str, created: str, entries: dict[str, Any]
+) -> dict[str, Any]:
+    coverage = [e["coverage"] for e in entries.values() if "coverage" in e]
+    temporal = (
+        {"start": min(c[0] for c in coverage), "end": max(c[1] for c in coverage)} if coverage else None
+    )
+    resources = []
+    for name, ds in DATASETS.items():
+        e = entries[name]
+        resources.append(
+            {
+                "name": name,
+                "title": ds.title,
+                "description": ds.description,
+                "path": e["download"]["path"],
+                "format": "parquet",
+                "mediatype": PARQUET_MEDIA_TYPE,
+                "bytes": e["download"]["bytes"],
+                "hash": e["download"]["hash"],
+                "rows": e["rows"],
+                "files": list(e["files"]),
+                "schema": {
+                    "fields": [
+                        {
+                            "name": c.name,
+                            "type": c.frictionless_type,
+                            "unit": c.unit,
+                            "description": c.description,
+                        }
+                        for c in ds.columns
+                    ],
+                    "primaryKey": list(ds.sort_keys),
+                },
+                "timeColumn": ds.time_column,
+            }
+        )
+    return {
+        "name": "ocpp-opendata",
+        "title": "EV charging open data",
+        "id": release_id,
+        "version": release_id,
+        "created": created,
+        "schemaVersion": SCHEMA_VERSION,
+        "licenses": [
+            {"name": settings.license, "path": f"https://spdx.org/licenses/{settings.license}.html"}
+        ],
+        "publisher": settings.publisher,
+        "timezone": settings.timezone,
+        "temporalCoverage": temporal,
+        "resources": resources,
+    }
+
+
+def _dcat(package: dict[str, Any]) -> dict[str, Any]:
+    temporal = package["temporalCoverage"]
+    return {
+        "@context": {
+            "dcat": "http://www.w3.org/ns/dcat#",
+            "dct": "http://purl.org/dc/terms/",
+            "spdx": "http://spdx.org/rdf/terms#",
+            "xsd": "http://www.w3.org/2001/XMLSchema#",
+        },
+        "@type": "dcat:Catalog",
+        "dct:title": package["title"],
+        "dct:publisher": {"@type": "foaf:Agent", "foaf:name": package["publisher"]},
+        "dct:issued": package["created"],
+        "dct:identifier": package["id"],
+        "dcat:dataset": [
+            {
+                "@type": "dcat:Dataset",
+                "dct:identifier": r["name"],
+                "dct:title": r["title"],
+                "dct:description": r["description"],
+                "dct:license": package["licenses"][0]["path"],
+                **(
+                    {
+                        "dct:temporal": {
+                            "@type": "dct:PeriodOfTime",
+                            "dcat:startDate": temporal["start"],
+                            "dcat:endDate": temporal["end"],
+                        }
+                    }
+                    if temporal
+                    else {}
+                ),
+                "dcat:distribution": [
+                    {
+                        "@type": "dcat:Distribution",
+                        "dcat:downloadURL": r["path"],
+                        "dcat:mediaType": r["mediatype"],
+                        "dcat:byteSize": r["bytes"],
+                        "spdx:checksum": {
+                            "spdx:algorithm": "spdx:checksumAlgorithm_sha256",
+                            "spdx:checksumValue": r["hash"].split(":", 1)[1],
+                        },
+                    }
+                ],
+            }
+            for r in package["resources"]
+        ],
+    }
+
+
+def _dump(path: Path, doc: dict[str, Any]) -> None:
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def switch_current(root: Path, release_id: str) -> None:
+    """Point published/current at releases/<id> atomically: readers see the old or the new, never none."""
+    tmp = root / f".{CURRENT_LINK}-{release_id}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(Path(RELEASES_DIRNAME) / release_id, tmp)
+    os.replace(tmp, root / CURRENT_LINK)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prune_releases(root: Path, keep: int) -> list[str]:
+    current = (root / CURRENT_LINK).resolve() if (root / CURRENT_LINK).exists() else None
+    releases = sorted(
+        p for p in (root / RELEASES_DIRNAME).iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
+    removed = []
+    for old in releases[: max(0, len(releases) - keep)]:
+        if current is not None and old.resolve() == current:
+            continue
+        shutil.rmtree(old)
+        removed.append(old.name)
+    return removed
+
+
+def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
+    """Build, check and switch in a new release. Raises PseudonymKeyError or PrivacyCheckError."""
+    load_master_key(settings)  # refuse early: nothing is published without a pseudonym key
+    now = now or datetime.now(UTC)
+    root = published_root(settings.data_dir)
+    (root / RELEASES_DIRNAME).mkdir(parents=True, exist_ok=True)
+    release_id = new_release_id(now)
+    staging = root / RELEASES_DIRNAME / f".staging-{release_id}"
+    prev = current_release_dir(settings.data_dir)
+    prev_manifest = _previous_manifest(prev)
+    prev_files = {
+        f["path"]: f["hash"] for e in prev_manifest.get("datasets", {}).values() for f in e.get("files", [])
+    }
+    con = connect()
+    try:
+        built = build_datasets(settings, con)
+    finally:
+        con.close()
+    failures = checks.quality_failures(built.tables)
+    reports = [
+        checks.check_pseudonyms_single_station(built.tables["charging_sessions"])
+        if settings.pseudonym_scope == "station"
+        else checks.CheckReport("pseudonym_single_station", True, "network scope chosen: not applicable"),
+        checks.check_no_private_station(built.tables, built.registry),
+        checks.check_suppressed_cells(built.tables),
+    ]
+    try:
+        entries = {
+            name: _write_dataset(ds, built.tables[name], staging, prev, prev_files, failures.get(name, {}))
+            for name, ds in DATASETS.items()
+        }
+        _catalog(staging)
+        created = now.astimezone(UTC).isoformat()
+        package = _datapackage(settings, release_id, created, entries)
+        _dump(staging / DATAPACKAGE_FILENAME, package)
+        _dump(staging / DCAT_FILENAME, _dcat(package))
+        manifest = {
+            "release_id": release_id,
+            "created_at": created,
+            "previous_release_id": prev_manifest.get("release_id"),
+            "schema_version": SCHEMA_VERSION,
+            "timezone": settings.timezone,
+            "datasets": entries,
+            "checks": [r.__dict__ for r in reports],
+        }
+        _dump(staging / MANIFEST_FILENAME, manifest)
+        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+        index.refresh()
+        matcher = checks.forbidden_tokens(
+            index.seen_tags(), [s for s, st in built.registry.items() if not st.public]
+        )
+        leaks = checks.scan_release_for_tokens(staging, matcher)
+        reports.append(checks.CheckReport("no_idtag_in_release", not leaks, "; ".join(leaks[:5])))
+        failed = [r for r in reports if not r.passed]
+        if failed:
+            raise checks.PrivacyCheckError(
+                "release blocked by privacy checks: " + "; ".join(f"{r.name} ({r.detail})" for r in failed),
+                reports,
+            )
+        final = root / RELEASES_DIRNAME / release_id
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    switch_current(root, release_id)
+    removed = prune_releases(root, settings.releases_kept)
+    log.info(
+        "published release",
+        extra=fields(release=release_id, previous=manifest["previous_release_id"], pruned=len(removed)),
+    )
+    return PublishResult(release_id, final, manifest, reports)
+
+
+def published_dates(settings: Settings) -> list[date]:
+    cur = current_release_dir(settings.data_dir)
+    if cur is None:
+        return []
+    m = _previous_manifest(cur)
+    return sorted({date.fromisoformat(p) for e in m.get("datasets", {}).values() for p in e.get("added", [])})

@@ -1,0 +1,276 @@
+"""An index of every raw Parquet file's event-time range, so partition D reads only what overlaps it.
+
+Raw files are partitioned by *receipt* date; an offline charger's replayed queue or a backfill puts
+old events into new files. The index records, per file, the range of corrected event times (see
+`raw_reader.event_time_sql`), so late data re-materializes exactly the dates it touches.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingest.schema import TABLES
+from pipelines.raw_reader import clock_corrected_sql, event_time_sql
+from pipelines.seen_tags import TAG_TABLES, tags_of_files
+
+INDEX_FILENAME = "raw_index.sqlite"
+# Tables whose rows carry the charger's own event time and feed the datasets.
+EVENT_TABLES = ("status_notifications", "transaction_events", "meter_values")
+# Small tables whose per-connection event spans tell a replay from real time (availability).
+SPAN_TABLES = ("status_notifications", "transaction_events")
+CLOCK_TABLES = frozenset(t.name for t in TABLES.values() if "timestamp" in t.column_names)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    receipt_date TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    min_event_us INTEGER,
+    max_event_us INTEGER,
+    min_received_us INTEGER,
+    max_received_us INTEGER,
+    indexed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_range ON files (tbl, min_event_us, max_event_us);
+CREATE TABLE IF NOT EXISTS conn_spans (
+    path TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    charge_point_id TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    min_event_us INTEGER NOT NULL,
+    max_event_us INTEGER NOT NULL,
+    min_lag_s REAL NOT NULL,
+    PRIMARY KEY (path, connection_id)
+);
+CREATE TABLE IF NOT EXISTS tags (path TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (path, tag));
+"""
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    path: Path
+    table: str
+    receipt_date: str
+    rows: int
+    min_event: datetime | None
+    max_event: datetime | None
+
+
+def _us(ts: datetime | None) -> int | None:
+    return None if ts is None else int(ts.timestamp() * 1_000_000)
+
+
+def _ts(us: int | None) -> datetime | None:
+    return None if us is None else datetime.fromtimestamp(us / 1_000_000, UTC)
+
+
+class RawIndex:
+    """SQLite file under DATA_DIR/state/pipeline; safe for one writer at a time (sensor or run)."""
+
+    def __init__(self, data_dir: Path, clock_skew_minutes: float = 5.0) -> None:
+        self.raw_root = data_dir / "raw"
+        self.path = data_dir / "state" / "pipeline" / INDEX_FILENAME
+        self.skew = clock_skew_minutes
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
+
+    def _listing(self) -> dict[str, tuple[str, str, int, int]]:
+        found: dict[str, tuple[str, str, int, int]] = {}
+        for table in TABLES:
+            base = self.raw_root / table
+            if not base.is_dir():
+                continue
+            for part in base.glob("date=*"):
+                for f in part.glob("*.parquet"):
+                    if f.name.startswith("."):
+                        continue  # a writer's temporary file
+                    st = f.stat()
+                    found[str(f)] = (table, part.name[5:], st.st_size, st.st_mtime_ns)
+        return found
+
+    def refresh(self) -> list[IndexedFile]:
+        """Index new or changed raw files (and forget deleted ones); returns the newly indexed files."""
+        listing = self._listing()
+        with self._db() as db:
+            known = {row[0]: (row[1], row[2]) for row in db.execute("SELECT path, size, mtime_ns FROM files")}
+            gone = [p for p in known if p not in listing]
+            db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
+            db.executemany("DELETE FROM conn_spans WHERE path = ?", [(p,) for p in gone])
+            db.executemany("DELETE FROM tags WHERE path = ?", [(p,) for p in gone])
+        todo: dict[str, list[str]] = {}
+        for path, (table, _day, size, mtime) in listing.items():
+            if known.get(path) != (size, mtime):
+                todo.setdefault(table, []).append(path)
+        added: list[IndexedFile] = []
+        for table, paths in todo.items():
+            added.extend(self._index_files(table, paths, listing))
+        return added
+
+    def _index_files(
+        self, table: str, paths: list[str], listing: dict[str, tuple[str, str, int, int]]
+    ) -> list[IndexedFile]:
+        ev = event_time_sql(table, self.skew)
+        con = duckdb.connect()
+        out: list[IndexedFile] = []
+        rows_by_path: dict[str, tuple[int, datetime | None, datetime | None, datetime, datetime]] = {}
+        slow: list[str] = []
+        for p in paths:
+            facts = self._from_statistics(p, table)
+            if facts is None:
+                slow.append(p)
+            else:
+                rows_by_path[p] = facts
+        for i in range(0, len(slow), 500):
+            chunk = slow[i : i + 500]
+            query = f"""
+                SELECT filename, count(*), min({ev}), max({ev}), min(received_at), max(received_at)
+                FROM read_parquet($files, filename = true, union_by_name = true)
+                GROUP BY filename
+            """
+            for fn, n, lo, hi, rlo, rhi in con.execute(query, {"files": chunk}).fetchall():
+                rows_by_path[fn] = (n, lo, hi, rlo, rhi)
+        spans = self._connection_spans(con, table, paths) if table in SPAN_TABLES else []
+        tags = []
+        if table in TAG_TABLES:
+            for i in range(0, len(paths), 500):
+                tags.extend(tags_of_files(con, table, paths[i : i + 500]))
+        con.close()
+        now = time.time()
+        records = []
+        for p in paths:
+            _table, day, size, mtime = listing[p]
+            n, lo, hi, rlo, rhi = rows_by_path.get(p, (0, None, None, None, None))
+            records.append((p, table, day, size, mtime, n, _us(lo), _us(hi), _us(rlo), _us(rhi), now))
+            out.append(IndexedFile(Path(p), table, day, n, lo, hi))
+        with self._db() as db:
+            db.executemany("DELETE FROM conn_spans WHERE path = ?", [(p,) for p in paths])
+            db.executemany("INSERT OR REPLACE INTO conn_spans VALUES (?,?,?,?,?,?,?)", spans)
+            db.executemany("DELETE FROM tags WHERE path = ?", [(p,) for p in paths])
+            db.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", tags)
+            db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", records)
+        return out
+
+    def _from_statistics(self, path: str, table: str) -> tuple | None:
+        """(rows, min event, max event, min receipt, max receipt) from the Parquet footer alone, when
+        the statistics prove that no row needs its clock corrected; None otherwise (rows are read)."""
+        try:
+            md = pq.read_metadata(path)
+        except (OSError, pa.ArrowInvalid):
+            return None
+        stats: dict[str, list] = {"timestamp": [], "received_at": []}
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            for c in range(rg.num_columns):
+                col = rg.column(c)
+                if col.path_in_schema in stats:
+                    st = col.statistics
+                    if st is None or not st.has_min_max:
+                        if rg.num_rows:
+                            return None
+                        continue
+                    stats[col.path_in_schema].append((st.min, st.max, st.null_count))
+        if md.num_rows == 0:
+            return (0, None, None, None, None)
+        if not stats["received_at"]:
+            return None
+        rlo = min(x[0] for x in stats["received_at"])
+        rhi = max(x[1] for x in stats["received_at"])
+        if table not in CLOCK_TABLES:
+            return (md.num_rows, rlo, rhi, rlo, rhi)
+        ts = stats["timestamp"]
+        if not ts or any(x[2] for x in ts):
+            return None  # null timestamps fall back to the receipt time row by row
+        tlo, thi = min(x[0] for x in ts), max(x[1] for x in ts)
+        if thi > rlo + timedelta(minutes=self.skew):
+            return None  # some row may be corrected
+        return (md.num_rows, tlo, thi, rlo, rhi)
+
+    def _connection_spans(self, con: duckdb.DuckDBPyConnection, table: str, paths: list[str]) -> list[tuple]:
+        """Per file and connection: the event-time span of its messages and their smallest receipt lag."""
+        ev = event_time_sql(table, self.skew)
+        cc = clock_corrected_sql(table, self.skew)
+        out = []
+        for i in range(0, len(paths), 500):
+            rows = con.execute(
+                f"""SELECT filename, connection_id, any_value(charge_point_id), count(*),
+                           min({ev}), max({ev}), min(epoch(received_at) - epoch({ev}))
+                    FROM read_parquet($files, filename = true, union_by_name = true)
+                    WHERE NOT {cc} GROUP BY filename, connection_id""",
+                {"files": paths[i : i + 500]},
+            ).fetchall()
+            out.extend((fn, c, cp, n, _us(lo), _us(hi), lag) for fn, c, cp, n, lo, hi, lag in rows)
+        return out
+
+    def seen_tags(self) -> set[str]:
+        """Every idTag in the raw files indexed so far (refresh first)."""
+        with self._db() as db:
+            return {r[0] for r in db.execute("SELECT DISTINCT tag FROM tags")}
+
+    def connection_spans(self) -> dict[str, tuple[str, datetime, datetime, float]]:
+        """connection id → (station, first event, last event, smallest receipt lag in s), over all files."""
+        with self._db() as db:
+            rows = db.execute(
+                """SELECT connection_id, min(charge_point_id), min(min_event_us), max(max_event_us),
+                          min(min_lag_s)
+                   FROM conn_spans GROUP BY connection_id"""
+            ).fetchall()
+        return {c: (cp, _ts(lo), _ts(hi), lag) for c, cp, lo, hi, lag in rows}  # type: ignore[misc]
+
+    def files_overlapping(self, table: str, start: datetime, end: datetime) -> list[Path]:
+        """Files of `table` with any event in [start, end), in a deterministic order."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT path FROM files WHERE tbl = ? AND rows > 0 AND min_event_us < ? AND max_event_us >= ?"
+                " ORDER BY path",
+                (table, _us(end), _us(start)),
+            ).fetchall()
+        return [Path(r[0]) for r in rows]
+
+    def files_received_before(self, table: str, before: datetime) -> list[Path]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT path FROM files WHERE tbl = ? AND min_received_us < ? ORDER BY path",
+                (table, _us(before)),
+            ).fetchall()
+        return [Path(r[0]) for r in rows]
+
+    def all_files(self, table: str) -> list[Path]:
+        with self._db() as db:
+            rows = db.execute("SELECT path FROM files WHERE tbl = ? ORDER BY path", (table,)).fetchall()
+        return [Path(r[0]) for r in rows]
+
+    def event_range(self, tables: tuple[str, ...] = EVENT_TABLES) -> tuple[datetime, datetime] | None:
+        """Range of charger event times (tables without a charger clock only say when we received)."""
+        marks = ",".join("?" * len(tables))
+        with self._db() as db:
+            lo, hi = db.execute(
+                f"SELECT min(min_event_us), max(max_event_us) FROM files WHERE rows > 0 AND tbl IN ({marks})",
+                tables,
+            ).fetchone()
+        if lo is None:
+            return None
+        return _ts(lo), _ts(hi)  # type: ignore[return-value]
+
+    def max_indexed_at(self) -> float:
+        with self._db() as db:
+            (v,) = db.execute("SELECT coalesce(max(indexed_at), 0) FROM files").fetchone()
+        return float(v)

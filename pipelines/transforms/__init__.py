@@ -1,0 +1,1 @@
+"""Pure transforms from raw-zone views to private work tables (no Dagster, no publishing)."""

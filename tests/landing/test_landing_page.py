@@ -1,0 +1,241 @@
+"""The landing page in headless Chromium, over a real release served by a real API server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser
+
+from tests.api.conftest import ApiServer
+from tests.api.published_data import registry, table
+from tests.landing.conftest import ARTIFACTS, Visit, visit
+
+
+def test_the_page_loads_without_console_errors_failed_requests_or_any_off_loopback_request(
+    landing: Visit,
+) -> None:
+    assert landing.state() == "ready", landing.page.inner_text("#status")
+    assert landing.console_errors == []
+    assert landing.page_errors == []
+    assert landing.failed == []
+    assert landing.off_loopback == []
+    # The page really fetched the API and its own assets (so the lists above had something to watch).
+    paths = {u.removeprefix(landing.base_url).split("?")[0] for u in landing.requests}
+    assert {"/", "/health", "/static/landing.js", "/static/landing.css", "/static/favicon.svg"} <= paths
+    assert any(p.endswith("/usage") for p in paths) and any(p.endswith("/stations") for p in paths)
+    assert (ARTIFACTS / "landing.png").stat().st_size > 10_000
+
+
+def test_every_dataset_is_listed_with_the_row_count_and_licence_of_the_catalogue(
+    landing: Visit, client: httpx.Client
+) -> None:
+    catalogue = client.get("/v1/datasets").json()
+    rows = landing.page.locator("#dataset-table tbody tr")
+    shown = {
+        r.get_attribute("data-dataset"): (
+            int(r.locator("td.rows").get_attribute("data-rows") or "-1"),
+            r.locator("td").nth(3).inner_text(),
+        )
+        for r in rows.all()
+    }
+    expected = {
+        d["name"]: (d["rows"], ", ".join(lic["name"] for lic in d["licenses"])) for d in catalogue["datasets"]
+    }
+    assert shown == expected
+    assert all(count > 0 for count, _ in shown.values())
+
+
+def test_every_dataset_links_parquet_and_csv_downloads_that_work(
+    landing: Visit, client: httpx.Client
+) -> None:
+    for row in landing.page.locator("#dataset-table tbody tr").all():
+        name = row.get_attribute("data-dataset")
+        parquet = row.locator("a[data-format=parquet]").get_attribute("href")
+        csv = row.locator("a[data-format=csv]").get_attribute("href")
+        assert (parquet, csv) == (
+            f"/v1/datasets/{name}/download.parquet",
+            f"/v1/datasets/{name}/download.csv",
+        )
+        head = client.get(parquet, headers={"Range": "bytes=0-3"})
+        assert head.status_code == 206 and head.content == b"PAR1", parquet
+        first_column = client.get(f"/v1/datasets/{name}").json()["schema"]["fields"][0]["name"]
+        assert client.get(csv).text.split(",")[0].strip('"\ufeff') == first_column, csv
+
+
+def test_the_chart_has_one_bar_and_one_point_per_published_day_with_its_energy_and_sessions(
+    landing: Visit, release_dir: Path
+) -> None:
+    energy: dict[str, float] = defaultdict(float)
+    sessions: dict[str, int] = defaultdict(int)
+    for row in table(release_dir, "area_usage_daily").to_pylist():
+        energy[row["date"].isoformat()] += row["energy_kwh"]
+        sessions[row["date"].isoformat()] += row["sessions"]
+    assert len(energy) >= 2, "the release covers several days"
+    bars = landing.page.locator("#chart svg rect.bar-energy").all()
+    points = landing.page.locator("#chart svg circle.point-sessions").all()
+    assert [b.get_attribute("data-day") for b in bars] == sorted(energy)
+    assert [p.get_attribute("data-day") for p in points] == sorted(sessions)
+    for bar in bars:
+        day = bar.get_attribute("data-day") or ""
+        assert math.isclose(float(bar.get_attribute("data-energy-kwh") or "nan"), energy[day], abs_tol=1e-6)
+    assert {
+        p.get_attribute("data-day"): int(p.get_attribute("data-sessions") or -1) for p in points
+    } == sessions
+    # The busiest day's bar is the tallest one.
+    heights = {b.get_attribute("data-day"): float(b.get_attribute("height") or 0) for b in bars}
+    assert max(heights, key=lambda d: heights[d]) == max(energy, key=lambda d: energy[d])
+
+
+def test_the_station_table_and_map_show_every_public_station_and_no_private_one(
+    landing: Visit, api: ApiServer
+) -> None:
+    stations = registry(api.data_dir)
+    public = {s["id"] for s in stations if s["access"] == "public"}
+    private = [s for s in stations if s["access"] != "public"]
+    assert private, "the simulated city has non-public stations"
+    served = {s["station_id"] for s in httpx.get(api.url + "/v1/stations").json()["stations"]}
+    in_table = {
+        r.get_attribute("data-station-id") for r in landing.page.locator("#station-table tbody tr").all()
+    }
+    on_map = {
+        c.get_attribute("data-station-id") for c in landing.page.locator("#map circle.station-dot").all()
+    }
+    assert in_table == served and on_map == served
+    assert served and served <= public
+    html = landing.page.content()
+    for station in private:
+        assert station["id"] not in html, station["id"]
+
+
+def test_each_station_shows_its_utilisation_over_the_whole_release(landing: Visit, release_dir: Path) -> None:
+    occupied: dict[str, float] = defaultdict(float)
+    open_minutes: dict[str, float] = defaultdict(float)
+    for row in table(release_dir, "station_availability_hourly").to_pylist():
+        occupied[row["station_id"]] += row["occupied_minutes"]
+        open_minutes[row["station_id"]] += (
+            row["available_minutes"] + row["occupied_minutes"] + row["reserved_minutes"]
+        )
+    shown = {
+        r.get_attribute("data-station-id"): r.locator("td.utilisation").get_attribute("data-utilisation")
+        for r in landing.page.locator("#station-table tbody tr").all()
+    }
+    assert shown.keys() == occupied.keys()
+    for station_id, value in shown.items():
+        expected = occupied[station_id] / open_minutes[station_id]
+        assert value is not None and math.isclose(float(value), expected, rel_tol=1e-9, abs_tol=1e-12)
+    assert any(float(v or 0) > 0 for v in shown.values()), "some station was used"
+
+
+def test_the_code_examples_carry_the_page_origin_and_a_real_station(landing: Visit, api: ApiServer) -> None:
+    origins = landing.page.locator(".origin").all_inner_texts()
+    assert len(origins) >= 5 and set(origins) == {api.url}
+    snippet = landing.page.locator("#planners pre").inner_text()
+    first = landing.page.locator("#station-table tbody tr").first.get_attribute("data-station-id")
+    assert f"station_id={first}&" in snippet
+    csv_example = snippet.split('curl "')[2].split('"')[0]
+    answer = httpx.get(csv_example)
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert answer.status_code == 200 and rows and {r["station_id"] for r in rows} == {first}, csv_example
+
+
+def test_the_page_fits_a_phone_screen_without_sideways_scrolling(browser: Browser, api: ApiServer) -> None:
+    phone = visit(browser, api.url, width=375)
+    try:
+        assert phone.state() == "ready"
+        overflow = phone.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        assert phone.console_errors == [] and phone.failed == []
+    finally:
+        phone.page.close()
+
+
+def test_before_the_first_release_the_page_says_so_without_any_error(
+    browser: Browser, empty_api: ApiServer
+) -> None:
+    assert httpx.get(empty_api.url + "/v1/datasets").status_code == 503
+    seen = visit(browser, empty_api.url)
+    try:
+        assert seen.state() == "no-release"
+        assert "No release has been published yet" in seen.page.inner_text("#status")
+        assert seen.page.locator("#chart svg").count() == 0
+        assert seen.console_errors == [] and seen.page_errors == [] and seen.failed == []
+        assert seen.off_loopback == []
+    finally:
+        seen.page.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["page.html", "__init__.py", "..%2Fpage.html", "landing.js.map", "LANDING.JS"]
+)
+def test_the_static_route_serves_nothing_outside_its_allowlist(client: httpx.Client, name: str) -> None:
+    answer = client.get(f"/static/{name}")
+    assert answer.status_code == 404
+    assert "landing.js" in answer.json()["error"] or "no such resource" in answer.json()["error"]
+
+
+def test_static_files_have_their_media_types_and_the_page_links_their_current_versions(
+    client: httpx.Client,
+) -> None:
+    html = client.get("/").text
+    for name, media in (
+        ("landing.js", "text/javascript"),
+        ("landing.css", "text/css"),
+        ("favicon.svg", "svg"),
+    ):
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200 and media in answer.headers["content-type"]
+        assert (
+            answer.headers["x-content-type-options"] == "nosniff"
+            and "max-age" in answer.headers["cache-control"]
+        )
+        version = html.split(f"/static/{name}?v=")[1][:12]
+        assert answer.content == (Path("api/landing/static") / name).read_bytes()
+        assert version and client.get(f"/static/{name}?v={version}").content == answer.content
+
+
+AUDIT = """() => {
+  const problems = [];
+  const name = (node) => (node.getAttribute("aria-labelledby") || "").split(" ").filter(Boolean)
+      .map((id) => (document.getElementById(id) || {}).textContent || "").join(" ").trim()
+    || (node.getAttribute("aria-label") || "").trim();
+  if (!document.documentElement.lang) problems.push("no lang on <html>");
+  if (document.querySelectorAll("h1").length !== 1) problems.push("not exactly one h1");
+  let level = 0;
+  for (const h of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+    const next = Number(h.tagName[1]);
+    if (next > level + 1) problems.push(`heading jumps to ${h.tagName}: ${h.textContent}`);
+    level = next;
+  }
+  for (const landmark of ["header", "nav", "main", "footer"]) {
+    if (!document.querySelector(landmark)) problems.push(`no <${landmark}>`);
+  }
+  for (const svg of document.querySelectorAll("svg[role=img]")) {
+    if (!name(svg)) problems.push("a drawing without an accessible name");
+  }
+  for (const table of document.querySelectorAll("table")) {
+    if (!(table.caption && table.caption.textContent.trim())) problems.push("a table without a caption");
+    for (const th of table.querySelectorAll("thead th")) {
+      if (!th.getAttribute("scope")) problems.push(`header cell without scope: ${th.textContent}`);
+    }
+  }
+  for (const a of document.querySelectorAll("a")) {
+    if (!a.textContent.trim() && !a.querySelector("title")) problems.push(`a link without text: ${a.href}`);
+  }
+  for (const region of document.querySelectorAll("[role=region]")) {
+    if (!name(region)) problems.push("a region without a name");
+  }
+  const first = document.querySelector("a, button, [tabindex]");
+  if (!(first && first.getAttribute("href") === "#main")) problems.push("no skip link comes first");
+  return problems;
+}"""
+
+
+def test_the_page_has_landmarks_ordered_headings_and_named_tables_and_drawings(landing: Visit) -> None:
+    assert landing.page.locator("svg[role=img]").count() >= 2
+    assert landing.page.evaluate(AUDIT) == []
