@@ -15,6 +15,7 @@ from typing import Any
 
 from ingest.actions import load_schema
 from ingest.auth import IdTagPolicy
+from ingest.coerce import as_int, as_text
 from ingest.txids import TransactionIds
 
 
@@ -38,32 +39,11 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
 def _id_token(payload: dict[str, Any]) -> str | None:
     token = payload.get("idToken")
     if isinstance(token, dict):
-        return _str_or_none(token.get("idToken"))
-    return _str_or_none(token)
+        return as_text(token.get("idToken"))
+    return as_text(token)
 
 
 Handler = Callable[["Responder", str, dict[str, Any]], Awaitable[Answer]]
@@ -132,19 +112,19 @@ async def _heartbeat(r: Responder, cp: str, p: dict[str, Any]) -> Answer:
 
 
 async def _authorize16(r: Responder, cp: str, p: dict[str, Any]) -> Answer:
-    info, status = r.id_tag_info(_str_or_none(p.get("idTag")))
+    info, status = r.id_tag_info(as_text(p.get("idTag")))
     return Answer({"idTagInfo": info}, {"id_tag_status": status})
 
 
 async def _start16(r: Responder, cp: str, p: dict[str, Any]) -> Answer:
-    id_tag = _str_or_none(p.get("idTag"))
+    id_tag = as_text(p.get("idTag"))
     info, status = r.id_tag_info(id_tag)
     key = (
         cp,
-        _int_or_none(p.get("connectorId")),
+        as_int(p.get("connectorId")),
         id_tag,
-        _int_or_none(p.get("meterStart")),
-        _str_or_none(p.get("timestamp")),
+        as_int(p.get("meterStart")),
+        as_text(p.get("timestamp")),
     )
     transaction_id, retried = await r.txids.assign(key)
     facts = {"id_tag_status": status, "transaction_id": str(transaction_id), "retried": retried}
@@ -152,10 +132,10 @@ async def _start16(r: Responder, cp: str, p: dict[str, Any]) -> Answer:
 
 
 async def _stop16(r: Responder, cp: str, p: dict[str, Any]) -> Answer:
-    transaction_id = _int_or_none(p.get("transactionId"))
+    transaction_id = as_int(p.get("transactionId"))
     known = transaction_id is not None and await r.txids.exists(cp, transaction_id)
     facts: dict[str, Any] = {"unknown_transaction": not known}
-    id_tag = _str_or_none(p.get("idTag"))
+    id_tag = as_text(p.get("idTag"))
     if id_tag is None:
         return Answer({}, facts)
     info, status = r.id_tag_info(id_tag)

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ingest.coerce import as_float, as_int, as_object, as_text
 from ingest.ocppj import CALL, read_frame
 from ingest.sampled_values import read_sampled_value
 from ocpp_opendata.logs import fields
@@ -48,44 +49,6 @@ def parse_timestamp(value: Any, flags: list[str], name: str = "timestamp") -> da
         flags.append(f"{name}_without_zone")
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if -(2**31) <= value < 2**31 else None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def extract(records: list[dict[str, Any]]) -> Rows:
@@ -205,7 +168,7 @@ def _meter_rows(
         return
     index = 0
     for mv in meter_values:
-        mv = _obj(mv)
+        mv = as_object(mv)
         mv_flags = list(frame_flags)
         timestamp = parse_timestamp(mv.get("timestamp"), mv_flags)
         sampled = mv.get("sampledValue")
@@ -239,9 +202,9 @@ def _meter_values16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: l
         p.get("meterValue"),
         source_action="MeterValues",
         version="1.6",
-        connector_id=_int(p.get("connectorId")),
+        connector_id=as_int(p.get("connectorId")),
         evse_id=None,
-        transaction_id=None if tx is None else _str(tx),
+        transaction_id=None if tx is None else as_text(tx),
         flags=flags,
         rows=rows,
     )
@@ -256,7 +219,7 @@ def _meter_values201(
         source_action="MeterValues",
         version="2.0.1",
         connector_id=None,
-        evse_id=_int(p.get("evseId")),
+        evse_id=as_int(p.get("evseId")),
         transaction_id=None,
         flags=flags,
         rows=rows,
@@ -288,11 +251,11 @@ def _start16(
             "event_type": "Started",
             "timestamp": timestamp,
             "transaction_id": facts.get("transaction_id"),
-            "connector_id": _int(p.get("connectorId")),
-            "id_tag": _str(p.get("idTag")),
+            "connector_id": as_int(p.get("connectorId")),
+            "id_tag": as_text(p.get("idTag")),
             "id_tag_status": facts.get("id_tag_status"),
-            "meter_start_wh": _num(p.get("meterStart")),
-            "reservation_id": _int(p.get("reservationId")),
+            "meter_start_wh": as_float(p.get("meterStart")),
+            "reservation_id": as_int(p.get("reservationId")),
             "quality": flags,
         }
     )
@@ -306,7 +269,7 @@ def _stop16(
         flags.append("unknown_transaction_id")
     timestamp = parse_timestamp(p.get("timestamp"), flags)
     tx = p.get("transactionId")
-    transaction_id = None if tx is None else _str(tx)
+    transaction_id = None if tx is None else as_text(tx)
     rows["transaction_events"].append(
         {
             **ctx,
@@ -315,10 +278,10 @@ def _stop16(
             "event_type": "Ended",
             "timestamp": timestamp,
             "transaction_id": transaction_id,
-            "id_tag": _str(p.get("idTag")),
+            "id_tag": as_text(p.get("idTag")),
             "id_tag_status": facts.get("id_tag_status"),
-            "meter_stop_wh": _num(p.get("meterStop")),
-            "stopped_reason": _str(p.get("reason")),
+            "meter_stop_wh": as_float(p.get("meterStop")),
+            "stopped_reason": as_text(p.get("reason")),
             "quality": flags,
         }
     )
@@ -340,35 +303,35 @@ def _transaction_event(
 ) -> None:
     flags = list(flags)
     timestamp = parse_timestamp(p.get("timestamp"), flags)
-    info = _obj(p.get("transactionInfo"))
-    evse = _obj(p.get("evse"))
+    info = as_object(p.get("transactionInfo"))
+    evse = as_object(p.get("evse"))
     token = p.get("idToken")
-    token_obj = _obj(token)
+    token_obj = as_object(token)
     extra = token_obj.get("additionalInfo")
-    transaction_id = _str(info.get("transactionId"))
-    connector_id = _int(evse.get("connectorId"))
-    evse_id = _int(evse.get("id"))
+    transaction_id = as_text(info.get("transactionId"))
+    connector_id = as_int(evse.get("connectorId"))
+    evse_id = as_int(evse.get("id"))
     rows["transaction_events"].append(
         {
             **ctx,
             **_TX_EMPTY,
             "source_action": "TransactionEvent",
-            "event_type": _str(p.get("eventType")) or "Unknown",
+            "event_type": as_text(p.get("eventType")) or "Unknown",
             "timestamp": timestamp,
             "transaction_id": transaction_id,
             "connector_id": connector_id,
             "evse_id": evse_id,
-            "id_tag": _str(token_obj.get("idToken")) if token_obj else _str(token),
-            "id_token_type": _str(token_obj.get("type")),
+            "id_tag": as_text(token_obj.get("idToken")) if token_obj else as_text(token),
+            "id_token_type": as_text(token_obj.get("type")),
             "id_token_extra": None if extra is None else orjson.dumps(extra).decode(),
             "id_tag_status": facts.get("id_tag_status"),
-            "seq_no": _int(p.get("seqNo")),
+            "seq_no": as_int(p.get("seqNo")),
             "offline": p.get("offline") if isinstance(p.get("offline"), bool) else None,
-            "trigger_reason": _str(p.get("triggerReason")),
-            "charging_state": _str(info.get("chargingState")),
-            "stopped_reason": _str(info.get("stoppedReason")),
-            "reservation_id": _int(p.get("reservationId")),
-            "remote_start_id": _int(info.get("remoteStartId")),
+            "trigger_reason": as_text(p.get("triggerReason")),
+            "charging_state": as_text(info.get("chargingState")),
+            "stopped_reason": as_text(info.get("stoppedReason")),
+            "reservation_id": as_int(p.get("reservationId")),
+            "remote_start_id": as_int(info.get("remoteStartId")),
             "quality": flags,
         }
     )
@@ -395,13 +358,13 @@ def _status16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[st
         {
             **ctx,
             "timestamp": timestamp,
-            "connector_id": _int(p.get("connectorId")),
+            "connector_id": as_int(p.get("connectorId")),
             "evse_id": None,
-            "status": _str(p.get("status")),
-            "error_code": _str(p.get("errorCode")),
-            "info": _str(p.get("info")),
-            "vendor_id": _str(p.get("vendorId")),
-            "vendor_error_code": _str(p.get("vendorErrorCode")),
+            "status": as_text(p.get("status")),
+            "error_code": as_text(p.get("errorCode")),
+            "info": as_text(p.get("info")),
+            "vendor_id": as_text(p.get("vendorId")),
+            "vendor_error_code": as_text(p.get("vendorErrorCode")),
             "quality": flags,
         }
     )
@@ -414,9 +377,9 @@ def _status201(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[s
         {
             **ctx,
             "timestamp": timestamp,
-            "connector_id": _int(p.get("connectorId")),
-            "evse_id": _int(p.get("evseId")),
-            "status": _str(p.get("connectorStatus")),
+            "connector_id": as_int(p.get("connectorId")),
+            "evse_id": as_int(p.get("evseId")),
+            "status": as_text(p.get("connectorStatus")),
             "error_code": None,
             "info": None,
             "vendor_id": None,
@@ -430,28 +393,28 @@ def _boot16(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str]
     rows["boot_notifications"].append(
         {
             **ctx,
-            "vendor": _str(p.get("chargePointVendor")),
-            "model": _str(p.get("chargePointModel")),
-            "serial_number": _str(p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber")),
-            "firmware_version": _str(p.get("firmwareVersion")),
+            "vendor": as_text(p.get("chargePointVendor")),
+            "model": as_text(p.get("chargePointModel")),
+            "serial_number": as_text(p.get("chargePointSerialNumber") or p.get("chargeBoxSerialNumber")),
+            "firmware_version": as_text(p.get("firmwareVersion")),
             "reason": None,
-            "meter_type": _str(p.get("meterType")),
-            "meter_serial_number": _str(p.get("meterSerialNumber")),
+            "meter_type": as_text(p.get("meterType")),
+            "meter_serial_number": as_text(p.get("meterSerialNumber")),
             "quality": list(flags),
         }
     )
 
 
 def _boot201(ctx: dict[str, Any], p: dict[str, Any], facts: Any, flags: list[str], rows: Rows) -> None:
-    station = _obj(p.get("chargingStation"))
+    station = as_object(p.get("chargingStation"))
     rows["boot_notifications"].append(
         {
             **ctx,
-            "vendor": _str(station.get("vendorName")),
-            "model": _str(station.get("model")),
-            "serial_number": _str(station.get("serialNumber")),
-            "firmware_version": _str(station.get("firmwareVersion")),
-            "reason": _str(p.get("reason")),
+            "vendor": as_text(station.get("vendorName")),
+            "model": as_text(station.get("model")),
+            "serial_number": as_text(station.get("serialNumber")),
+            "firmware_version": as_text(station.get("firmwareVersion")),
+            "reason": as_text(p.get("reason")),
             "meter_type": None,
             "meter_serial_number": None,
             "quality": list(flags),
