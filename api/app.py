@@ -16,7 +16,7 @@ from api.errors import ApiError, error_response, scrub_paths
 from api.metrics import Metrics
 from api.middleware import AnswerCache, MethodGuard, SelectiveGZip
 from api.release import ReleaseManager
-from api.routes import datasets, downloads, meta, sql, stations, usage
+from api.routes import datasets, docs, downloads, meta, sql, stations, usage
 from api.routes.common import current_release, pinned_release
 from api.sql_guard import SqlLimits
 from ocpp_opendata.logs import fields
@@ -72,12 +72,17 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Read-only open data about EV charging: datasets, downloads, usage and SQL.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: api/routes/docs.py serves Swagger UI
+        # locally, and ReDoc is left out (see api/docs_ui.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.releases = releases
     app.state.metrics = metrics
 
     meta_router = APIRouter()
     meta.register(meta_router)
+    docs.register(meta_router)
     app.include_router(meta_router)
     app.include_router(versioned_router(current_release), prefix="/v1")
     app.include_router(versioned_router(pinned_release), prefix="/v1/releases/{release_id}")

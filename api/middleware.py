@@ -21,7 +21,7 @@ READ_METHODS = ("GET", "HEAD")
 PINNED_PREFIX = "/v1/releases/"
 # Answers that are streamed or must never be stored: files, live status.
 UNCACHED_SUFFIXES = (".parquet", ".csv")
-UNCACHED_PATHS = ("/health", "/metrics", "/ping", "/docs", "/redoc", "/openapi.json")
+UNCACHED_PATHS = ("/health", "/metrics", "/ping", "/docs", "/openapi.json")
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -107,9 +107,13 @@ class Entry:
 class AnswerCache:
     """ETag and Cache-Control on every answer, and a byte-bounded LRU of the current release's answers.
 
+    Cache-Control is a default: tied to the release (`max_age` on current routes, immutable on pinned
+    ones, `no-store` on errors) unless the route set its own, which is kept.
+
     Keys carry the release id, so a swap makes every stored answer unreachable at once (and frees it).
     Routes name the release they answered from in `X-Release`; an answer computed from a release other
-    than the one the key names (a swap happened meanwhile) is sent but not stored.
+    than the one the key names (a swap happened meanwhile) is sent but not stored. Answers a route itself
+    calls immutable (content-addressed files) are the same under every release and are stored too.
     """
 
     def __init__(
@@ -162,12 +166,15 @@ class AnswerCache:
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     assert start is not None
+                    timeless = _immutable(_header(start.get("headers", []), b"cache-control"))
                     entry = self._finish(start, b"".join(chunks), path)
                     answered = _header(entry.headers, b"x-release") or b"-"
                     same = answered == (rid or "").encode() or path.startswith(
                         PINNED_PREFIX + answered.decode()
                     )
-                    if entry.status == 200 and same:
+                    # A route that calls its answer immutable (a content-addressed file) answers the
+                    # same under every release, so it may be kept without naming one.
+                    if entry.status == 200 and (same or timeless):
                         self._store(key, entry)
                     await self._send(send, entry, inm)
 
@@ -175,18 +182,23 @@ class AnswerCache:
 
     def _finish(self, start: Message, body: bytes, path: str) -> Entry:
         status = start["status"]
-        headers = [
-            (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"etag", b"cache-control")
-        ]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"etag"]
         etag = b""
         if status == 200:
             etag = b'W/"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
             headers.append((b"etag", etag))
-            policy = IMMUTABLE if path.startswith(PINNED_PREFIX) else f"public, max-age={self.max_age}"
-            headers.append((b"cache-control", policy.encode()))
-        else:
-            headers.append((b"cache-control", b"no-store"))
+        # A route that chose its own policy (content-addressed assets, live status) knows better than
+        # the default, which only ties the answer to the release it came from.
+        if _header(headers, b"cache-control") is None:
+            headers.append((b"cache-control", self._default_policy(status, path)))
         return Entry(status, headers, body, etag)
+
+    def _default_policy(self, status: int, path: str) -> bytes:
+        if status != 200:
+            return b"no-store"
+        if path.startswith(PINNED_PREFIX):
+            return IMMUTABLE.encode()
+        return f"public, max-age={self.max_age}".encode()
 
     def _store(self, key: tuple[object, ...], entry: Entry) -> None:
         size = len(entry.body) + 512
@@ -220,6 +232,10 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if k.lower() == name:
             return v
     return None
+
+
+def _immutable(policy: bytes | None) -> bool:
+    return policy is not None and b"immutable" in policy.lower()
 
 
 def _etag_matches(inm: bytes, etag: bytes) -> bool:

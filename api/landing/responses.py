@@ -8,8 +8,8 @@ from api.errors import ApiError
 from api.landing.assets import STATIC_FILES, static_asset
 from api.landing.page import landing_html
 
-# The API's answer cache replaces Cache-Control on 200s with its own (max-age of the unversioned routes),
-# which suits both: the page is small, and asset URLs change with their content.
+# Cache-Control is left to the caller: the `/static/{name}` route marks a content-hashed URL immutable,
+# and everything else gets the answer cache's default (the max-age of the unversioned routes).
 SAFETY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 

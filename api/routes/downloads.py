@@ -123,13 +123,23 @@ def register(router: APIRouter, release: Any) -> None:
         if inm and headers["ETag"] in [t.strip() for t in inm.split(",")]:
             return Response(status_code=304, headers=headers)
         if request.scope.get("api.head"):
-            return Response(media_type=CSV_MEDIA, headers=headers)
+            return _head_of_stream(CSV_MEDIA, headers)
         where, params = "", []
         if partition is not None:
             where, params = f" WHERE {quote(PARTITION_KEY)} = ?", [dt.date.fromisoformat(partition)]
         order = ", ".join(quote(k) for k in ds.sort_keys)
         sql = f"SELECT * FROM {quote(name)}{where} ORDER BY {order}"
         return StreamingResponse(_csv_body(rel, sql, params, excel), media_type=CSV_MEDIA, headers=headers)
+
+
+def _head_of_stream(media_type: str, headers: dict[str, str]) -> Response:
+    """The headers of a streamed answer without running its query: no Content-Length, as the GET has none.
+
+    An empty Response would claim `Content-Length: 0`, which is false for the body a GET would stream.
+    """
+    answer = Response(media_type=media_type, headers=headers)
+    del answer.headers["content-length"]
+    return answer
 
 
 def _csv_body(rel: Release, sql: str, params: list[Any], excel: bool) -> Any:

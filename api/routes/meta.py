@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import HTMLResponse, Response
 
 from api.errors import ApiError
 from api.formats import dumps
-from api.landing import landing_response, static_response
+from api.landing import landing_response, static_asset, static_response
+from api.middleware import IMMUTABLE
 from api.routes.common import RELEASE_ID_REGEX
 
 PING = b'{"status":"ok"}'
@@ -25,8 +26,13 @@ def register(router: APIRouter) -> None:
         return landing_response()
 
     @router.get("/static/{name}", summary="The landing page's own files", include_in_schema=False)
-    def static(name: str) -> Response:
-        return static_response(name)
+    def static(name: str, version: Annotated[str | None, Query(alias="v", max_length=64)] = None) -> Response:
+        answer = static_response(name)
+        asset = static_asset(name)
+        # The page links `?v=<content hash>`: such a URL never changes content, so it is kept for ever.
+        if asset is not None and version == asset.version:
+            answer.headers["Cache-Control"] = IMMUTABLE
+        return answer
 
     @router.get("/health", summary="Liveness and the release being served")
     def health(request: Request) -> Response:

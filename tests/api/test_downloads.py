@@ -79,6 +79,17 @@ def test_csv_downloads_stream_every_row_and_have_an_excel_friendly_form(
     assert {row["date"] for row in csv.DictReader(io.StringIO(day.text))} == {date}
 
 
+def test_head_of_a_streamed_csv_claims_no_length_and_matches_the_get_headers(client: httpx.Client) -> None:
+    url = "/v1/datasets/station_availability_hourly/download.csv"
+    head = client.head(url, headers={"Accept-Encoding": "identity"})
+    got = client.get(url, headers={"Accept-Encoding": "identity"})
+    assert head.status_code == got.status_code == 200 and head.content == b""
+    assert "content-length" not in head.headers and "content-length" not in got.headers
+    assert got.headers["transfer-encoding"] == "chunked" and len(got.content) > 0
+    for name in ("content-type", "content-disposition", "etag", "x-release", "cache-control"):
+        assert head.headers[name] == got.headers[name], name
+
+
 def test_traversal_encoded_slashes_absolute_paths_and_symlinks_lead_nowhere(
     client: httpx.Client,
     release_dir: Path,

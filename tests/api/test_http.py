@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 
 from tests.api.published_data import first
+
+IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def test_only_get_and_head_are_allowed(client: httpx.Client) -> None:
@@ -72,3 +75,26 @@ def test_the_landing_page_and_openapi_document_are_served(client: httpx.Client) 
     ]
     for path in expected:
         assert path in paths, path
+
+
+def _cache_hits(client: httpx.Client) -> int:
+    found = re.search(r'^api_cache_total\{outcome="hit"\} (\d+)', client.get("/metrics").text, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def test_a_routes_own_cache_control_wins_over_the_release_default_even_from_the_cache(
+    client: httpx.Client,
+) -> None:
+    url = re.search(r"/static/landing\.css\?v=[0-9a-f]+", client.get("/").text).group(0)  # type: ignore[union-attr]
+    computed = client.get(url)
+    hits = _cache_hits(client)
+    cached = client.get(url)
+    assert _cache_hits(client) == hits + 1, "the second answer should come from the answer cache"
+    for answer in (computed, cached):
+        assert answer.headers["cache-control"] == IMMUTABLE
+    revalidated = client.get(url, headers={"If-None-Match": cached.headers["etag"]})
+    assert revalidated.status_code == 304 and revalidated.headers["cache-control"] == IMMUTABLE
+    # A URL without the current content hash may change content: it keeps the release default.
+    for other in ("/static/landing.css", "/static/landing.css?v=000000000000", "/v1/datasets"):
+        policy = client.get(other).headers["cache-control"]
+        assert policy.startswith("public, max-age=") and "immutable" not in policy, other
