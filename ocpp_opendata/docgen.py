@@ -13,6 +13,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def datasets_overview_markdown() -> str:
+    """The README's one-line-per-dataset overview; docs/datasets.md has every column in full."""
+    from pipelines.published_schema import DATASETS
+
+    lines = ["| dataset | what | columns |", "|---|---|---|"]
+    for ds in DATASETS.values():
+        columns = ", ".join(f"`{c.name}`" for c in ds.columns)
+        lines.append(f"| `{ds.name}` | {ds.title} | {columns} |")
+    return "\n".join(lines) + "\n"
+
+
 def _sections() -> dict[tuple[str, str], Callable[[], str]]:
     from ingest.schema import contract_markdown
     from ocpp_opendata.settings import settings_table_markdown
@@ -20,6 +31,7 @@ def _sections() -> dict[tuple[str, str], Callable[[], str]]:
     return {
         ("docs/data-contract.md", "raw-tables"): contract_markdown,
         ("README.md", "settings"): settings_table_markdown,
+        ("README.md", "datasets"): datasets_overview_markdown,
     }
 
 
