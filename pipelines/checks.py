@@ -33,6 +33,8 @@ NGRAM = 4
 # for in undecoded bytes (decoded strings are searched for every form of at least NGRAM characters).
 MIN_BYTES_TOKEN = 8
 MAX_PLAUSIBLE_KW = 400.0
+# Connectors assumed where a series' station count is unknown (areas, stations without status data).
+LOOSE_CONNECTORS = 50
 _TAG_FIELDS = re.compile(
     r'"(?:idTag|parentIdTag|idToken|additionalIdToken|groupIdToken)"\s*:\s*"((?:[^"\\]|\\.)*)"'
 )
@@ -296,8 +298,12 @@ def quality_failures(tables: dict[str, pa.Table]) -> dict[str, dict[str, str]]:
             out["charging_sessions"][day] = "overlapping sessions on one connector"
         if r["plug_out"] is not None:
             last_end[key] = r["plug_out"]
+    # A station draws at most the fastest charger's power per connector; a miscounted register
+    # shows up as megawatts. Areas (which also hold non-public stations) keep a loose bound.
+    connectors = {r["station_id"]: r["connectors"] for r in tables["stations"].to_pylist() if r["connectors"]}
     for name in ("station_energy_15min", "area_peak_15min"):
         for r in tables[name].to_pylist():
-            if r["energy_kwh"] < 0 or r["peak_power_kw"] > MAX_PLAUSIBLE_KW * 50:
+            limit = MAX_PLAUSIBLE_KW * connectors.get(r.get("station_id"), LOOSE_CONNECTORS)
+            if r["energy_kwh"] < 0 or r["peak_power_kw"] > limit:
                 out[name][r["date"].isoformat()] = "negative energy or implausible power"
     return dict(out)

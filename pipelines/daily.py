@@ -114,9 +114,13 @@ def station_minutes_for_day(settings: Settings, index: RawIndex, day: date) -> P
     try:
         cols = (
             "received_at", "charge_point_id", "ocpp_version", "timestamp", "connector_id", "evse_id",
-            "measurand", "phase", "location", "value",
+            "transaction_id", "measurand", "phase", "location", "value",
         )  # fmt: skip
         _view(con, index, "meter_values", start - METER_LOOKBACK, end, settings, cols)
+        # Samples name their connector only in some messages: the transaction's events (back to the
+        # start of the longest session still running on the day) supply it for the others.
+        tx_start = start - timedelta(days=settings.max_session_days) - SESSION_LOOKBACK
+        _view(con, index, "transaction_events", tx_start, end, settings)
         table = build_station_minutes(con, day, start, end)
     finally:
         con.close()

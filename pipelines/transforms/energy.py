@@ -1,8 +1,12 @@
 """Metered energy per station and minute (exact, private work table) from register samples.
 
-Each register increase is booked to the minute of the sample that ends it; its average power over
-the sample interval is that connector's power in that minute. A decrease is a register reset (the new
-reading counts from zero); an increase faster than any charger is a unit mix-up and is not counted.
+Samples of one connector's register come from several messages: MeterValues, 1.6 StopTransaction
+transactionData and 2.0.1 TransactionEvent meterValue. Only MeterValues name the connector in 1.6, and
+in 2.0.1 usually only a transaction's first event names the EVSE, so every sample's connector is
+resolved through its transaction. Each connector's samples form one register series, counted by the
+rules of registers.py (out-of-order readings add nothing, a reset restarts from zero, implausible
+jumps are not counted). Each increase is booked to the minute of the sample that ends it; its average
+power over the sample interval is that connector's power in that minute.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.raw_reader import connector_sql
-from pipelines.transforms.sessions import MAX_PLAUSIBLE_W
+from pipelines.transforms.registers import register_increments_sql
 
 MINUTES_SCHEMA = pa.schema(
     [
@@ -25,35 +29,58 @@ MINUTES_SCHEMA = pa.schema(
     ]
 )
 
+REGISTER = "measurand = 'Energy.Active.Import.Register' AND phase IS NULL AND location = 'Outlet'"
+
+
+def load_register_samples(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table `register_samples` (cp, conn, tx, t, value): the energy register rows of view
+    `meter_values`, read once; `conn` is resolved through the transaction (view `transaction_events`
+    and the other samples of the transaction) where the sample names none."""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE register_raw AS
+            SELECT charge_point_id AS cp, {connector_sql()} AS conn, transaction_id AS tx,
+                   event_time AS t, value
+            FROM meter_values WHERE {REGISTER} AND value IS NOT NULL;
+            CREATE OR REPLACE TEMP TABLE register_samples AS
+            WITH txc AS (
+                SELECT cp, tx, min(conn) AS conn FROM (
+                    SELECT charge_point_id AS cp, transaction_id AS tx, {connector_sql()} AS conn
+                    FROM transaction_events WHERE transaction_id IS NOT NULL
+                    UNION ALL
+                    SELECT cp, tx, conn FROM register_raw WHERE tx IS NOT NULL
+                ) WHERE conn IS NOT NULL GROUP BY cp, tx
+            )
+            SELECT r.cp, coalesce(r.conn, txc.conn) AS conn, r.tx, r.t, r.value
+            FROM register_raw r LEFT JOIN txc USING (cp, tx);
+            DROP TABLE register_raw"""
+    )
+
+
+def register_increases_sql(day_start: datetime, day_end: datetime) -> str:
+    """One row per counted sample in [day_start, day_end): cp, series, minute, wh, dt (seconds since
+    the series' previous sample). Needs `register_samples`."""
+    # A sample whose connector stays unknown is kept apart per transaction: mixing it into a series
+    # of another register would book that register's whole value as energy.
+    series = """(SELECT cp, coalesce(CAST(conn AS VARCHAR), 'tx:' || tx, '?') AS series, t, value
+                 FROM register_samples)"""
+    return f"""
+    SELECT cp, series, date_trunc('minute', t) AS minute, inc AS wh, dt
+    FROM ({register_increments_sql(series, ("cp", "series"))})
+    WHERE inc IS NOT NULL
+      AND t >= TIMESTAMPTZ '{day_start.isoformat()}' AND t < TIMESTAMPTZ '{day_end.isoformat()}'"""
+
 
 def build_station_minutes(
     con: duckdb.DuckDBPyConnection, day: date, day_start: datetime, day_end: datetime
 ) -> pa.Table:
+    """Needs views `meter_values` (from before day_start, for each series' previous sample) and
+    `transaction_events` (back to the start of sessions still running on the day)."""
+    load_register_samples(con)
     sql = f"""
-    WITH reg AS (
-        SELECT charge_point_id AS cp, {connector_sql()} AS conn, event_time AS t, value
-        FROM meter_values
-        WHERE measurand = 'Energy.Active.Import.Register' AND phase IS NULL AND location = 'Outlet'
-          AND value IS NOT NULL
-    ),
-    d AS (
-        SELECT cp, conn, t, value,
-               value - lag(value) OVER w AS delta, epoch(t - lag(t) OVER w) AS dt
-        FROM reg WINDOW w AS (PARTITION BY cp, conn ORDER BY t, value)
-    ),
-    c AS (
-        SELECT cp, conn, date_trunc('minute', t) AS minute,
-               CASE WHEN delta < 0 THEN value
-                    WHEN delta > {MAX_PLAUSIBLE_W} * greatest(dt, 1) / 3600 + 1000 THEN 0
-                    ELSE delta END AS wh,
-               dt
-        FROM d
-        WHERE delta IS NOT NULL
-          AND t >= TIMESTAMPTZ '{day_start.isoformat()}' AND t < TIMESTAMPTZ '{day_end.isoformat()}'
-    ),
+    WITH c AS ({register_increases_sql(day_start, day_end)}),
     per_conn AS (
-        SELECT cp, conn, minute, sum(wh) AS wh, sum(wh) * 3600 / greatest(sum(dt), 1) AS w
-        FROM c GROUP BY cp, conn, minute
+        SELECT cp, series, minute, sum(wh) AS wh, sum(wh) * 3600 / greatest(sum(dt), 1) AS w
+        FROM c GROUP BY cp, series, minute
     )
     SELECT cp AS station_id, minute, sum(wh) AS energy_wh, sum(w) AS power_w
     FROM per_conn GROUP BY cp, minute

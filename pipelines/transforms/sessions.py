@@ -8,8 +8,8 @@ Definitions (docs/pipeline.md):
 - charging start/end: the first Charging status and the last transition out of Charging (1.6
   StatusNotification, 2.0.1 TransactionEvent.chargingState); failing those, the first/last meter
   sample above 100 W.
-- energy: meterStop - meterStart (1.6) when consistent, otherwise the sum of register increases over
-  the session's samples, counting a register reset as a restart from zero.
+- energy: meterStop - meterStart (1.6) when consistent, otherwise the increases of the register over
+  the session's samples (registers.py: out-of-order readings add nothing, a reset restarts from zero).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ import pyarrow as pa
 
 from pipelines.privacy import Pseudonymizer
 from pipelines.raw_reader import connector_sql
+from pipelines.transforms.registers import MAX_PLAUSIBLE_W, register_increments_sql
 from pipelines.transforms.statuses import Episode, load_status_events, occupancy_episodes
 
 CHARGING_POWER_W = 100.0
 # A status change this close after the transaction start still belongs to its plug-in (2.0.1 chargers
 # often start the transaction and report Occupied in the same instant, in either order).
 PLUG_TOLERANCE = timedelta(minutes=2)
-# Faster than any charger: register increases implying more are unit mix-ups and are not counted.
-MAX_PLAUSIBLE_W = 400_000.0
 # A status-based charging end later than the last powered sample by more than this is not believed.
 METER_GAP_S = 120.0
 
@@ -254,23 +253,11 @@ reg AS (
     SELECT idx, t, value FROM j WHERE measurand = 'Energy.Active.Import.Register' AND phase IS NULL
     UNION ALL SELECT idx, t, value FROM extra_registers
 ),
-d AS (
-    SELECT idx, t, value,
-           value - lag(value) OVER w AS delta,
-           epoch(t - lag(t) OVER w) AS dt
-    FROM reg WINDOW w AS (PARTITION BY idx ORDER BY t, value)
-),
+d AS ({register_increments_sql("reg", ("idx",))}),
 e AS (
-    SELECT idx,
-           sum(CASE WHEN delta IS NULL THEN 0
-                    WHEN delta < 0 THEN value
-                    WHEN delta > {MAX_PLAUSIBLE_W} * greatest(dt, 1) / 3600 + 1000 THEN 0
-                    ELSE delta END) AS energy,
-           bool_or(coalesce(delta < 0, false)) AS reset,
-           bool_or(coalesce(delta > {MAX_PLAUSIBLE_W} * greatest(dt, 1) / 3600 + 1000, false)) AS implausible,
-           count(*) AS samples,
-           max(t) AS last_t,
-           max(delta * 3600 / nullif(dt, 0)) AS max_delta_w
+    SELECT idx, sum(coalesce(inc, 0)) AS energy, bool_or(reset) AS reset,
+           bool_or(implausible) AS implausible, count(*) AS samples, max(t) AS last_t,
+           max(inc * 3600 / nullif(dt, 0)) AS max_delta_w
     FROM d GROUP BY idx
 ),
 p AS (

@@ -101,6 +101,17 @@ class RawZone:
             row["evse_id"] = conn
         self.rows["meter_values"].append(row)
 
+    def transaction_data(
+        self, cp: str, t: datetime, tx: str, value: float, context: str, *, received: datetime | None = None,
+    ) -> None:  # fmt: skip
+        """A register sample inside a 1.6 StopTransaction's transactionData: it names no connector."""
+        self.rows["meter_values"].append(
+            {**self._ctx(cp, t, received, "1.6"), "source_action": "StopTransaction", "value_index": 0,
+             "timestamp": t, "transaction_id": tx, "measurand": "Energy.Active.Import.Register",
+             "location": "Outlet", "context": context, "format": "Raw", "unit": "Wh", "value": value,
+             "value_raw": str(value), "quality": []}
+        )  # fmt: skip
+
     def charge(
         self, cp: str, conn: int, start: datetime, minutes: int, power_w: float, register_wh: float,
         tx: str | None = None,

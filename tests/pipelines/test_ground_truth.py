@@ -12,6 +12,7 @@ register resets, kWh and multiplier units, JSON numbers, faults).
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -19,7 +20,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -118,6 +119,88 @@ def test_energy_per_station_day_is_within_a_thousandth(simulated: Run) -> None:
     assert expected and set(k for k, v in expected.items() if v > 0) <= set(got)
     for key, kwh in expected.items():
         assert abs(got[key] - kwh) <= 0.001 * kwh + 1e-9, key
+
+
+def _registry(run: Run) -> list[dict[str, str]]:
+    return list(csv.DictReader((run.settings.data_dir / "stations.csv").open()))
+
+
+# The 15-minute series books each register increase at the sample that ends it; samples come every
+# minute, so charging that ends just before midnight may be booked just after it.
+BOOKING_SLACK = timedelta(minutes=5)
+
+
+def _metered_days(run: Run, public: set[str]) -> tuple[dict[tuple[str, date], float], dict[tuple, tuple]]:
+    """Truth energy per (station, block of local days) and the block of each (station, day): days are
+    joined into one block where a session charged across local midnight, because the truth gives
+    each session's energy, not its profile."""
+    parent: dict[tuple[str, date], tuple[str, date]] = {}
+
+    def find(k: tuple[str, date]) -> tuple[str, date]:
+        while parent.setdefault(k, k) != k:
+            k = parent[k]
+        return k
+
+    sessions = [t for t in truth(run, "sessions") if t["charge_point_id"] in public and t["energy_wh"] > 0]
+    for t in sessions:
+        first = local_date(t["charging_start"], TZ)
+        last = local_date(t["charging_end"] + BOOKING_SLACK, TZ)
+        day = first
+        while day < last:
+            parent[find((t["charge_point_id"], day + timedelta(days=1)))] = find((t["charge_point_id"], day))
+            day += timedelta(days=1)
+    expected: dict[tuple[str, date], float] = defaultdict(float)
+    for t in sessions:
+        expected[find((t["charge_point_id"], local_date(t["charging_start"], TZ)))] += t["energy_wh"] / 1000
+    return expected, {k: find(k) for k in list(parent)}
+
+
+def test_energy_per_15_minutes_adds_up_to_the_truth_on_every_station_and_day(simulated: Run) -> None:
+    public = {r["id"] for r in _registry(simulated) if r["access"] == "public"}
+    expected, block_of = _metered_days(simulated, public)
+    got: dict[tuple[str, date], float] = defaultdict(float)
+    for r in published(simulated.settings, "station_energy_15min"):
+        key = (r["station_id"], r["date"])
+        got[block_of.get(key, key)] += r["energy_kwh"]
+    assert any(len({k for k, b in block_of.items() if b == blk}) == 1 for blk in expected)
+    off = {
+        key: (kwh, got.get(key, 0.0))
+        for key, kwh in expected.items()
+        if abs(got.get(key, 0.0) - kwh) > 0.001 * kwh + 1e-9
+    }
+    assert not off
+    assert not {k: v for k, v in got.items() if k not in expected and v > 0}
+
+
+def test_every_charging_day_is_published_in_the_15_minute_series(simulated: Run) -> None:
+    public = {r["id"] for r in _registry(simulated) if r["access"] == "public"}
+    charging_days = {
+        local_date(t["charging_start"], TZ)
+        for t in truth(simulated, "sessions")
+        if t["charge_point_id"] in public and t["energy_wh"] > 0
+    }
+    assert set(DAYS) <= charging_days
+    manifest = json.loads((current(simulated.settings) / "manifest.json").read_text())
+    for name in ("station_energy_15min", "area_peak_15min"):
+        assert not manifest["datasets"][name]["kept_previous"], name
+        assert charging_days <= {r["date"] for r in published(simulated.settings, name)}, name
+
+
+def test_no_peak_exceeds_what_the_stations_can_draw(simulated: Run) -> None:
+    # The simulator's registry gives each connector's rated power.
+    capacity = {r["id"]: float(r["max_power_kw"]) * int(r["connectors"]) for r in _registry(simulated)}
+    area_capacity: dict[str, float] = defaultdict(float)
+    for r in _registry(simulated):
+        area_capacity[r["area"]] += capacity[r["id"]]
+    stations = published(simulated.settings, "station_energy_15min")
+    areas = published(simulated.settings, "area_peak_15min")
+    assert stations and areas
+    for r in stations:
+        limit = capacity[r["station_id"]] * 1.05
+        assert 0 <= r["average_power_kw"] <= limit and 0 < r["peak_power_kw"] <= limit, r
+    for r in areas:
+        limit = area_capacity[r["area"]] * 1.05
+        assert 0 <= r["average_power_kw"] <= limit and 0 < r["peak_power_kw"] <= limit, r
 
 
 def test_status_minutes_per_station_day_are_within_a_minute(simulated: Run) -> None:

@@ -144,3 +144,14 @@ def test_a_session_without_an_end_is_left_open(settings: Settings, raw: RawZone)
     (s,) = work(settings, "sessions", DAY)
     assert s["left_open"] is True
     assert s["plug_out"] is None
+
+
+def test_a_stale_reading_in_a_session_adds_nothing_and_is_no_reset(settings: Settings, raw: RawZone) -> None:
+    end = one_session_16(raw)
+    # A reading from the session's first half, replayed under a later timestamp.
+    raw.meter("CP1", 1, T + 40 * M, "Energy.Active.Import.Register", 1000.0 + 5000.0, "Wh", tx="CP1-17")
+    raw.flush()
+    materialize_day(settings, DAY)
+    (s,) = work(settings, "sessions", DAY)
+    assert abs(s["energy_wh"] - (end - 1000.0)) < 1e-6
+    assert "register_reset" not in s["quality_flags"]
