@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from api.errors import ApiError, error_response, scrub_paths
+from api.fastlane import FastLane, new_pool
 from api.metrics import Metrics
 from api.middleware import AnswerCache, MethodGuard, SelectiveGZip
 from api.release import ReleaseManager
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.data_dir, sql_limits(settings), settings.api_release_poll, settings.timezone
     )
     metrics = Metrics()
+    lane_pool = new_pool()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            lane_pool.shutdown(wait=True, cancel_futures=True)
             releases.stop()
 
     app = FastAPI(
@@ -88,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(versioned_router(pinned_release), prefix="/v1/releases/{release_id}")
     _install_error_handlers(app)
 
+    app.add_middleware(FastLane, releases=releases, pool=lane_pool)
     app.add_middleware(SelectiveGZip)
     app.add_middleware(
         AnswerCache,

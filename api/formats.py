@@ -29,30 +29,38 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+def dumps(value: Any, naive_utc: bool = False) -> bytes:
+    """JSON; `naive_utc` writes naive datetimes as UTC (`+00:00`), for answers whose only naive ones are
+    UTC timestamps selected without their zone (see `query.select_list`)."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_NAIVE_UTC if naive_utc else 0)
+    return orjson.dumps(value, default=_default, option=option)
 
 
 def rows_of(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def count_and_rows(
-    cur: Any, source: str, params: list[Any], tail: str, tail_params: list[Any]
-) -> tuple[int, list[dict[str, Any]]]:
-    """The row count of `source` (`FROM ...`) and a page of it (`tail`: ORDER BY/LIMIT) in one statement.
+def page_rows(cur: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """The rows of one statement as dicts (DuckDB's fetchall is faster than Arrow's to_pylist here)."""
+    result = cur.execute(sql, params)
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
 
-    One statement, not two: DuckDB's per-statement overhead dominates answers of a hundred rows.
+
+def page_total(
+    cur: Any, source: str, params: list[Any], returned: int, limit: int, offset: int, known: int | None = None
+) -> int:
+    """How many rows `source` (`FROM ...`) has, counted only when neither `known` nor the page tells.
+
+    A page shorter than `limit` that is not past the end ends exactly at the last row, so the total is
+    `offset + returned`; DuckDB's per-statement overhead dominates answers of a hundred rows.
     """
-    result = cur.execute(
-        f"SELECT (SELECT count(*) {source}) AS __total, * {source}{tail}", [*params, *params, *tail_params]
-    )
-    rows = result.fetchall()
-    if not rows:
-        (total,) = cur.execute(f"SELECT count(*) {source}", params).fetchall()[0]
-        return int(total), []
-    names = [d[0] for d in result.description][1:]
-    return int(rows[0][0]), [dict(zip(names, r[1:], strict=True)) for r in rows]
+    if known is not None:
+        return known
+    if returned < limit and (returned > 0 or offset == 0):
+        return offset + returned
+    (total,) = cur.execute(f"SELECT count(*) {source}", params).fetchall()[0]
+    return int(total)
 
 
 def _flat(table: pa.Table) -> pa.Table:

@@ -145,3 +145,18 @@ def order_clause(ds: Dataset, order_by: str | None, stored_in_order: bool = Fals
     if user_terms == 0 and stored_in_order:
         return "", shown
     return " ORDER BY " + ", ".join(terms), shown
+
+
+def select_list(ds: Dataset) -> tuple[str, bool]:
+    """The SELECT list of a JSON page, and whether it turned UTC timestamps into naive UTC ones.
+
+    DuckDB makes a zone-aware Python datetime several times slower than a naive one (a `replace` and an
+    `astimezone` per value: a tenth of a 100-row answer), so UTC timestamp columns are selected as naive
+    UTC and written with `+00:00` (orjson's OPT_NAIVE_UTC): the same text. Only where the dataset has no
+    naive timestamp of its own, which would then be mislabelled as UTC.
+    """
+    stamps = [c for c in ds.columns if pa.types.is_timestamp(c.type)]
+    if not stamps or any(c.type.tz is None for c in stamps):  # type: ignore[attr-defined]
+        return "*", False
+    naive = ", ".join(f"timezone('UTC', {quote(c.name)}) AS {quote(c.name)}" for c in stamps)
+    return f"* REPLACE ({naive})", True

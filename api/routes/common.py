@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Path, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.formats import CSV_MEDIA, GEOJSON_MEDIA, JSON_MEDIA, csv_bytes, dumps
@@ -32,7 +33,9 @@ class RowsFormat(StrEnum):
     geojson = "geojson"
 
 
-def current_release(request: Request) -> Iterator[Release]:
+async def current_release(request: Request) -> AsyncIterator[Release]:
+    # Async, so that FastAPI runs it on the event loop: a sync generator dependency costs two thread-pool
+    # hops per request (enter and exit), and leasing is a few lock operations that never block for long.
     rel = request.app.state.releases.acquire(None)
     try:
         yield rel
@@ -40,17 +43,26 @@ def current_release(request: Request) -> Iterator[Release]:
         rel.release()
 
 
-def pinned_release(
+async def pinned_release(
     request: Request,
     release_id: Annotated[
         str, Path(description="A kept release id (see /v1/releases).", pattern=RELEASE_ID_REGEX)
     ],
-) -> Iterator[Release]:
-    rel = request.app.state.releases.acquire(release_id)
+) -> AsyncIterator[Release]:
+    rel = await _acquire_pinned(request, release_id)
     try:
         yield rel
     finally:
         rel.release()
+
+
+async def _acquire_pinned(request: Request, release_id: str) -> Release:
+    """Opening a kept release that is not open yet reads files and opens DuckDB: not on the event loop."""
+    releases = request.app.state.releases
+    rel = releases.acquire_open(release_id)
+    if rel is not None:
+        return rel
+    return await run_in_threadpool(releases.acquire, release_id)
 
 
 def base_path(request: Request, rel: Release) -> str:
@@ -67,13 +79,21 @@ def tz_of(rel: Release) -> ZoneInfo:
 
 
 def json_answer(
-    rel: Release, body: Any, headers: dict[str, str] | None = None, media: str = JSON_MEDIA
+    rel: Release,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    media: str = JSON_MEDIA,
+    naive_utc: bool = False,
 ) -> Response:
-    return Response(dumps(body), media_type=media, headers={"X-Release": rel.id, **(headers or {})})
+    return Response(
+        dumps(body, naive_utc), media_type=media, headers={"X-Release": rel.id, **(headers or {})}
+    )
 
 
-def geojson_answer(rel: Release, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return json_answer(rel, body, headers, GEOJSON_MEDIA)
+def geojson_answer(
+    rel: Release, body: Any, headers: dict[str, str] | None = None, naive_utc: bool = False
+) -> Response:
+    return json_answer(rel, body, headers, GEOJSON_MEDIA, naive_utc)
 
 
 def csv_answer(rel: Release, table: Any, filename: str, headers: dict[str, str] | None = None) -> Response:

@@ -8,8 +8,8 @@ from starlette.responses import Response
 
 from api.catalog import column_docs, iso, quote
 from api.errors import ApiError
-from api.formats import count_and_rows, geojson_features
-from api.query import Where, equality_filters, order_clause, time_filters
+from api.formats import geojson_features, page_rows, page_total
+from api.query import Where, equality_filters, order_clause, select_list, time_filters
 from api.release import Release
 from api.routes.common import (
     DatasetName,
@@ -132,54 +132,71 @@ def register(router: APIRouter, release: Any) -> None:
         station_id: Annotated[str | None, Query(description="Filter (where the dataset has it).")] = None,
         area: Annotated[str | None, Query(description="Filter (where the dataset has it).")] = None,
     ) -> Response:
-        ds = rel.dataset(name)
-        if format is RowsFormat.geojson and not ds.has_coordinates:
-            raise ApiError(400, f"dataset {name!r} has no coordinates: use format=json or csv")
-        tz = tz_of(rel)
-        where = Where()
-        equality_filters(
-            ds, [(k, v) for k, v in request.query_params.multi_items() if k not in ROWS_PARAMS], where
+        return rows_answer(
+            rel, name, request.query_params.multi_items(), start, end, order_by, limit, offset, format
         )
-        time_filters(ds, start, end, tz, where)
-        order_sql, order_shown = order_clause(ds, order_by, rel.stats[name].stored_in_order)
-        cur = rel.cursor()
-        source = f"FROM {quote(ds.name)}{where.sql}"
-        page_sql = f"SELECT * {source}{order_sql} LIMIT ? OFFSET ?"
-        page: Any = None
+
+
+def rows_answer(
+    rel: Release,
+    name: str,
+    items: list[tuple[str, str]],
+    start: str | None,
+    end: str | None,
+    order_by: str | None,
+    limit: int,
+    offset: int,
+    format: RowsFormat,
+) -> Response:
+    """One page of rows; `items` are all query parameters (the filters are those not in ROWS_PARAMS)."""
+    name = str(name)  # a Dataset enum member from FastAPI: its repr would show in messages
+    ds = rel.dataset(name)
+    if format is RowsFormat.geojson and not ds.has_coordinates:
+        raise ApiError(400, f"dataset {name!r} has no coordinates: use format=json or csv")
+    tz = tz_of(rel)
+    where = Where()
+    equality_filters(ds, [(k, v) for k, v in items if k not in ROWS_PARAMS], where)
+    time_filters(ds, start, end, tz, where)
+    order_sql, order_shown = order_clause(ds, order_by, rel.stats[name].stored_in_order)
+    source = f"FROM {quote(ds.name)}{where.sql}"
+    columns, naive_utc = ("*", False) if format is RowsFormat.csv else select_list(ds)
+    page_sql = f"SELECT {columns} {source}{order_sql} LIMIT ? OFFSET ?"
+    page_params = [*where.params, limit, offset]
+    # Unfiltered, the total is the table's row count, known since the release was opened.
+    known = None if where.clauses else rel.stats[name].rows
+    page: Any = None
+    with rel.cursor() as cur:
         if format is RowsFormat.csv:
-            total = cur.execute(f"SELECT count(*) {source}", where.params).fetchall()[0][0]  # type: ignore[index]
-            page = cur.sql(page_sql, params=[*where.params, limit, offset]).to_arrow_table()
+            page = cur.sql(page_sql, params=page_params).to_arrow_table()
             returned = page.num_rows
         else:
-            # One statement for the total and the page: per-statement overhead dominates small answers.
-            tail = f"{order_sql} LIMIT ? OFFSET ?"
-            total, records = count_and_rows(cur, source, where.params, tail, [limit, offset])
+            records = page_rows(cur, page_sql, page_params)
             returned = len(records)
-        truncated = offset + returned < total
-        next_url = None
-        if truncated:
-            query = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
-            next_url = f"{pinned_base(rel)}/datasets/{name}/rows?" + urlencode(
-                [*query, ("offset", offset + returned)]
-            )
-        headers = {"X-Total-Count": str(total), "X-Truncated": "true" if truncated else "false"}
-        if next_url:
-            headers["Link"] = f'<{next_url}>; rel="next"'
-        meta = {
-            "dataset": name,
-            "release": rel.id,
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-            "returned": returned,
-            "truncated": truncated,
-            "next": next_url,
-            "order_by": order_shown,
-        }
-        if format is RowsFormat.csv:
-            return csv_answer(rel, page, f"{name}.csv", headers)
-        if format is RowsFormat.geojson:
-            return geojson_answer(
-                rel, {"type": "FeatureCollection", **meta, "features": geojson_features(records)}, headers
-            )
-        return json_answer(rel, {**meta, "rows": records}, headers)
+        total = page_total(cur, source, where.params, returned, limit, offset, known)
+    truncated = offset + returned < total
+    next_url = None
+    if truncated:
+        query = [(k, v) for k, v in items if k != "offset"]
+        next_url = f"{pinned_base(rel)}/datasets/{name}/rows?" + urlencode(
+            [*query, ("offset", offset + returned)]
+        )
+    headers = {"X-Total-Count": str(total), "X-Truncated": "true" if truncated else "false"}
+    if next_url:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    meta = {
+        "dataset": name,
+        "release": rel.id,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "returned": returned,
+        "truncated": truncated,
+        "next": next_url,
+        "order_by": order_shown,
+    }
+    if format is RowsFormat.csv:
+        return csv_answer(rel, page, f"{name}.csv", headers)
+    if format is RowsFormat.geojson:
+        collection = {"type": "FeatureCollection", **meta, "features": geojson_features(records)}
+        return geojson_answer(rel, collection, headers, naive_utc)
+    return json_answer(rel, {**meta, "rows": records}, headers, naive_utc=naive_utc)

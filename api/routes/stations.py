@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from api.catalog import quote
 from api.errors import ApiError
-from api.formats import geojson_features, rows_of
+from api.formats import geojson_features, page_rows
 from api.query import Where, equality_filters
 from api.release import Release
 from api.routes.common import geojson_answer, json_answer
@@ -37,8 +37,8 @@ def register(router: APIRouter, release: Any) -> None:
         where = Where()
         equality_filters(ds, params, where)
         order = ", ".join(quote(k) for k in ds.sort_keys)
-        table = rel.cursor().execute(f"SELECT * FROM stations{where.sql} ORDER BY {order}", where.params)
-        records = rows_of(table.to_arrow_table())
+        with rel.cursor() as cur:
+            records = page_rows(cur, f"SELECT * FROM stations{where.sql} ORDER BY {order}", where.params)
         if format is StationsFormat.geojson:
             return geojson_answer(
                 rel, {"type": "FeatureCollection", "release": rel.id, "features": geojson_features(records)}

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from api.errors import ApiError
-from api.formats import count_and_rows
+from api.formats import page_rows, page_total
 from api.query import Where, as_local_date, equality_filters, parse_instant, time_filters
 from api.release import Release
 from api.routes.common import TableFormat, csv_answer, json_answer, tz_of
@@ -33,8 +33,8 @@ def _widen(period: Period, raw: str | None, is_end: bool, rel: Release) -> str |
     return (first if not is_end or day == first else nxt).isoformat()
 
 
-def _run(
-    request: Request,
+def grouped_answer(
+    items: list[tuple[str, str]],
     rel: Release,
     kind: str,
     group_by: GroupBy,
@@ -45,7 +45,8 @@ def _run(
     offset: int,
     fmt: TableFormat,
 ) -> Response:
-    filters = [(k, v) for k, v in request.query_params.multi_items() if k not in GROUP_PARAMS]
+    """/v1/usage or /v1/availability (`kind`); `items` are all query parameters."""
+    filters = [(k, v) for k, v in items if k not in GROUP_PARAMS]
     for name, _ in filters:
         if name not in ("station_id", "area"):
             raise ApiError(400, f"{name[:60]!r} is not a parameter of /v1/{kind}; filters: station_id, area")
@@ -63,16 +64,16 @@ def _run(
 
     plan: Plan = (usage_plan if kind == "usage" else availability_plan)(group_by, period, where_for)
     key = "station_id" if group_by is GroupBy.station else "area"
-    cur = rel.cursor()
-    order = f" ORDER BY {key} NULLS LAST, period_start LIMIT ? OFFSET ?"
-    if fmt is TableFormat.csv:
-        sql = f"WITH p AS ({plan.sql}) SELECT * FROM p{order}"
-        table = cur.sql(sql, params=[*plan.params, limit, offset]).to_arrow_table()
-        (total,) = cur.execute(f"SELECT count(*) FROM ({plan.sql})", plan.params).fetchall()[0]  # type: ignore[misc]
-        returned = table.num_rows
-    else:
-        total, records = count_and_rows(cur, f"FROM ({plan.sql})", plan.params, order, [limit, offset])
-        returned = len(records)
+    page_sql = f"SELECT * FROM ({plan.sql}) ORDER BY {key} NULLS LAST, period_start LIMIT ? OFFSET ?"
+    page_params = [*plan.params, limit, offset]
+    with rel.cursor() as cur:
+        if fmt is TableFormat.csv:
+            table = cur.sql(page_sql, params=page_params).to_arrow_table()
+            returned = table.num_rows
+        else:
+            records = page_rows(cur, page_sql, page_params)
+            returned = len(records)
+        total = page_total(cur, f"FROM ({plan.sql})", plan.params, returned, limit, offset)
     truncated = offset + returned < total
     headers = {"X-Total-Count": str(total), "X-Truncated": "true" if truncated else "false"}
     if fmt is TableFormat.csv:
@@ -131,7 +132,8 @@ def register(router: APIRouter, release: Any) -> None:
         station_id: Station = None,
         area: Area = None,
     ) -> Response:
-        return _run(request, rel, "usage", group_by, period, start, end, limit, offset, format)
+        items = request.query_params.multi_items()
+        return grouped_answer(items, rel, "usage", group_by, period, start, end, limit, offset, format)
 
     @router.get("/availability", summary="Minutes per status and uptime per station or area and period")
     def availability(
@@ -147,4 +149,5 @@ def register(router: APIRouter, release: Any) -> None:
         station_id: Station = None,
         area: Area = None,
     ) -> Response:
-        return _run(request, rel, "availability", group_by, period, start, end, limit, offset, format)
+        items = request.query_params.multi_items()
+        return grouped_answer(items, rel, "availability", group_by, period, start, end, limit, offset, format)
