@@ -85,7 +85,8 @@ def generate_day(data_dir: Path, day: date, chargers: int, seed: int) -> int:
                 power[i][m] = 11000.0
     register = []
     for i in range(chargers):
-        reg, acc = [], 1_000_000.0
+        # The register runs on across days (a charger's meter never restarts at the same reading).
+        reg, acc = [], 1_000_000.0 + (day - date(2026, 1, 1)).days * 200_000.0
         for m in range(1441):
             reg.append(acc)
             acc += power[i][m] / 60.0
@@ -178,7 +179,7 @@ def _events(
         statuses.append({**ctx(cp, start), "timestamp": start, "connector_id": 1, "status": "Available"})
         for k, (s, e) in enumerate(plans[i]):
             ts, te = start + timedelta(minutes=s), start + timedelta(minutes=e)
-            tx = f"{i}-{k}"
+            tx = f"{start:%Y%m%d}-{i}-{k}"  # transaction ids are unique per charger, never reused daily
             statuses.append({**ctx(cp, ts), "timestamp": ts, "connector_id": 1, "status": "Charging"})
             txs.append({**ctx(cp, ts), "source_action": "StartTransaction", "event_type": "Started",
                         "timestamp": ts, "transaction_id": tx, "connector_id": 1,
@@ -293,7 +294,7 @@ def main() -> None:
 def backfill(data_dir: Path, first: date, args: argparse.Namespace) -> None:
     """Per-day step times over a growing history: daily steps must stay flat."""
     print(f"\nbackfill of {args.backfill_days} days, {args.chargers} chargers")
-    print(f"{'day':<12}{'sessions s':>12}{'availability s':>16}{'minutes s':>11}{'publish s':>11}")
+    print(f"{'day':<12}{'sessions s':>12}{'availability s':>16}{'minutes s':>11}{'publish s':>11}  rebuilt")
     for i in range(1, args.backfill_days + 1):
         d = first + timedelta(days=i)
         generate_day(data_dir, d, args.chargers, seed=i + 1)
@@ -302,7 +303,17 @@ def backfill(data_dir: Path, first: date, args: argparse.Namespace) -> None:
             measure(s, data_dir, d)[0] for s in ("work_sessions", "work_availability", "work_station_minutes")
         ]
         pub = measure("published_release", data_dir, d)[0] if i % 5 == 0 else float("nan")
-        print(f"{d.isoformat():<12}{times[0]:>12.2f}{times[1]:>16.2f}{times[2]:>11.2f}{pub:>11.2f}")
+        line = f"{d.isoformat():<12}{times[0]:>12.2f}{times[1]:>16.2f}{times[2]:>11.2f}{pub:>11.2f}"
+        print(line + (f"  {_rebuilt(data_dir)}" if i % 5 == 0 else ""))
+
+
+def _rebuilt(data_dir: Path) -> str:
+    """What the release just published rebuilt (its manifest's `rebuilt` record)."""
+    manifest = json.loads((data_dir / "published" / "current" / "manifest.json").read_text())
+    r = manifest.get("rebuilt", {})
+    days = len(manifest.get("inputs", {}).get("days", {}))
+    changed = "all" if r.get("full") else len(r.get("changed_days", []))
+    return f"{changed} changed days of {days}"
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingest.schema import TABLES
 from ocpp_opendata.settings import Settings
 from pipelines.published_schema import DATASETS
 from pipelines.registry import RegistryStation, load_registry
-from pipelines.storage import read_work
+from pipelines.storage import read_work, work_dates, work_path
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
 from pipelines.transforms.energy import MINUTES_SCHEMA
 from pipelines.transforms.sessions import SESSION_SCHEMA
@@ -88,18 +89,36 @@ def _raw_station_facts(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     )
 
 
-def _work(con: duckdb.DuckDBPyConnection, data_dir: Path, name: str, schema: pa.Schema) -> None:
-    tbl = read_work(data_dir, name) or pa.Table.from_batches([], schema=schema)
+def _work(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, name: str, schema: pa.Schema, days: list[date] | None
+) -> None:
+    tbl = read_work(data_dir, name, days) or pa.Table.from_batches([], schema=schema)
     con.register(f"w_{name}", tbl)
 
 
-def build_datasets(settings: Settings, con: duckdb.DuckDBPyConnection) -> BuiltDatasets:
+def _connectors(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """`w_connectors`: connectors per station over every work day (the stations dataset is never
+    partial, even when only some days are rebuilt)."""
+    tables = [
+        pq.read_table(work_path(data_dir, "availability", d), columns=["station_id", "connectors"])
+        for d in work_dates(data_dir, "availability")
+    ]
+    empty = pa.table({"station_id": pa.array([], pa.string()), "connectors": pa.array([], pa.int32())})
+    con.register("w_connectors", pa.concat_tables(tables) if tables else empty)
+
+
+def build_datasets(
+    settings: Settings, con: duckdb.DuckDBPyConnection, days: list[date] | None = None
+) -> BuiltDatasets:
+    """Every dataset from the work zone, or from the given work days only (partitioned datasets then
+    hold just the partitions those days determine in full; `stations` is always complete)."""
     data_dir = settings.data_dir
     registry = load_registry(settings.registry_path, settings.areas_path)
     con.register("reg", _registry_table(registry))
-    _work(con, data_dir, "sessions", SESSION_SCHEMA)
-    _work(con, data_dir, "availability", AVAILABILITY_SCHEMA)
-    _work(con, data_dir, "station_minutes", MINUTES_SCHEMA)
+    _work(con, data_dir, "sessions", SESSION_SCHEMA, days)
+    _work(con, data_dir, "availability", AVAILABILITY_SCHEMA, days)
+    _work(con, data_dir, "station_minutes", MINUTES_SCHEMA, days)
+    _connectors(con, data_dir)
     _raw_station_facts(con, data_dir)
     k = int(settings.privacy_k)
     rm, re_kwh, rp = (
@@ -143,7 +162,7 @@ def build_datasets(settings: Settings, con: duckdb.DuckDBPyConnection) -> BuiltD
                c.connectors::INTEGER AS connectors, b.ocpp_version, b.vendor, b.model,
                seen.first_seen, seen.last_seen
         FROM reg r
-        LEFT JOIN (SELECT station_id, max(connectors) AS connectors FROM w_availability GROUP BY 1) c
+        LEFT JOIN (SELECT station_id, max(connectors) AS connectors FROM w_connectors GROUP BY 1) c
             USING (station_id)
         LEFT JOIN boots b USING (station_id) LEFT JOIN seen USING (station_id)
         WHERE r.access = 'public'"""

@@ -1,8 +1,10 @@
 """Releases: an immutable `published/releases/<id>/` per publish, switched in atomically.
 
-Order: build every dataset from the work zone → write the release under a hidden staging name →
-run the blocking checks on exactly those bytes → rename it into place → point `published/current`
-at it (a new symlink at a temporary name, then os.replace). A failing privacy check deletes the
+Order: build the datasets from the work days whose inputs changed (`pipelines/incremental.py`;
+the other partitions are hard-linked from the previous release) → write the release under a hidden
+staging name → run the blocking checks (privacy, totals against raw) on exactly those bytes →
+rename it into place → point `published/current` at it (a new symlink at a temporary name, then
+os.replace). A failing blocking check deletes the
 staging folder and raises: the previous release stays online. A partition failing a quality check
 keeps its previous version, and the manifest says so.
 """
@@ -26,9 +28,10 @@ import pyarrow.parquet as pq
 
 from ocpp_opendata.logs import fields
 from ocpp_opendata.settings import Settings
-from pipelines import checks
+from pipelines import checks, reconcile
 from pipelines.daily import connect
 from pipelines.datasets import build_datasets, partitions_of
+from pipelines.incremental import Plan, plan_release
 from pipelines.privacy import load_master_key
 from pipelines.published_schema import (
     CATALOG_FILENAME,
@@ -87,19 +90,34 @@ def _split(tbl: pa.Table, ds: Dataset) -> dict[str | None, pa.Table]:
     return out
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A byte-identical copy of an immutable file of the previous release (a hard link when possible)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def _write_dataset(
     ds: Dataset,
     tbl: pa.Table,
     staging: Path,
     prev: Path | None,
+    prev_entry: dict[str, Any],
     prev_files: dict[str, str],
     failed: dict[str, str],
-) -> dict[str, Any]:
-    """Write one dataset's partitions; returns its manifest entry (and file facts for metadata)."""
+    plan: Plan,
+    period: str,
+) -> tuple[dict[str, Any], pa.Table]:
+    """Write one dataset's partitions: rebuilt ones from `tbl`, the others reused from the previous
+    release. Returns its manifest entry and the whole published table."""
     parts = _split(tbl, ds)
     entry: dict[str, Any] = {"added": [], "changed": [], "unchanged": [], "kept_previous": {}, "files": []}
-    kept_tables: list[pa.Table] = []
+    pieces: dict[str, pa.Table] = {}
     for part, ptbl in sorted(parts.items(), key=lambda kv: kv[0] or ""):
+        if not plan.rebuilds(ds.name, part, period):
+            continue
         target = partition_path(staging, ds.name, part)
         rel = str(target.relative_to(staging))
         if part is not None and part in failed:
@@ -125,8 +143,20 @@ def _write_dataset(
                 "rows": ptbl.num_rows,
             }
         )
-        kept_tables.append(ptbl)
-    whole = pa.concat_tables(kept_tables) if kept_tables else tbl.schema.empty_table()
+        pieces[rel] = ptbl
+    for f in prev_entry.get("files", []) if prev is not None else []:
+        part = f["partition"]
+        if part is None or plan.rebuilds(ds.name, part, period):
+            continue
+        _link_or_copy(prev / f["path"], staging / f["path"])
+        entry["unchanged"].append(part)
+        entry["files"].append(dict(f))
+        pieces[f["path"]] = pq.read_table(staging / f["path"])
+    for kind in ("added", "changed", "unchanged"):
+        entry[kind].sort()
+    entry["files"].sort(key=lambda f: f["path"])
+    tables = [pieces[k] for k in sorted(pieces)]
+    whole = pa.concat_tables(tables) if tables else tbl.schema.empty_table()
     dl = download_path(staging, ds.name)
     write_parquet(whole, dl, ds.sort_keys)
     entry["rows"] = whole.num_rows
@@ -138,7 +168,25 @@ def _write_dataset(
     if ds.partitioned and whole.num_rows:
         dates = whole["date"].to_pylist()
         entry["coverage"] = [min(dates).isoformat(), max(dates).isoformat()]
-    return entry
+    return entry, whole
+
+
+def _overlap_context(
+    prev: Path | None, prev_entry: dict[str, Any], plan: Plan, reach_days: int
+) -> list[pa.Table]:
+    """Reused session partitions just before the rebuilt days: a session there can overlap one of
+    a rebuilt day on the same connector, which the quality check must see."""
+    if plan.full or prev is None or not plan.load_days:
+        return []
+    loaded = set(plan.load_days)
+    out = []
+    for f in prev_entry.get("files", []):
+        if f["partition"] is None:
+            continue
+        d = date.fromisoformat(f["partition"])
+        if d not in loaded and any(0 < (x - d).days <= reach_days for x in loaded):
+            out.append(pq.read_table(prev / f["path"]))
+    return out
 
 
 def _catalog(staging: Path) -> None:
@@ -290,6 +338,11 @@ def prune_releases(root: Path, keep: int) -> list[str]:
     return removed
 
 
+def _touched_dates(entry: dict[str, Any]) -> list[date]:
+    """Local dates of a dataset's partitions that are new or changed in this release."""
+    return sorted(date.fromisoformat(p) for p in entry["added"] + entry["changed"])
+
+
 def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
     """Build, check and switch in a new release. Raises PseudonymKeyError or PrivacyCheckError."""
     load_master_key(settings)  # refuse early: nothing is published without a pseudonym key
@@ -303,24 +356,45 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
     prev_files = {
         f["path"]: f["hash"] for e in prev_manifest.get("datasets", {}).values() for f in e.get("files", [])
     }
+    plan = plan_release(settings, prev_manifest, prev)
+    prev_entries = prev_manifest.get("datasets", {}) if not plan.full else {}
     con = connect()
     try:
-        built = build_datasets(settings, con)
+        built = build_datasets(settings, con, None if plan.full else plan.load_days)
     finally:
         con.close()
-    failures = checks.quality_failures(built.tables)
-    reports = [
-        checks.check_pseudonyms_single_station(built.tables["charging_sessions"])
-        if settings.pseudonym_scope == "station"
-        else checks.CheckReport("pseudonym_single_station", True, "network scope chosen: not applicable"),
-        checks.check_no_private_station(built.tables, built.registry),
-        checks.check_suppressed_cells(built.tables),
-    ]
+    context = _overlap_context(
+        prev, prev_entries.get("charging_sessions", {}), plan, settings.max_session_days + 1
+    )
+    sessions = built.tables["charging_sessions"]
+    failures = checks.quality_failures(
+        {**built.tables, "charging_sessions": pa.concat_tables([sessions, *context]) if context else sessions}
+    )
     try:
-        entries = {
-            name: _write_dataset(ds, built.tables[name], staging, prev, prev_files, failures.get(name, {}))
+        written = {
+            name: _write_dataset(
+                ds,
+                built.tables[name],
+                staging,
+                prev,
+                prev_entries.get(name, {}),
+                prev_files,
+                failures.get(name, {}),
+                plan,
+                settings.pseudonym_period,
+            )
             for name, ds in DATASETS.items()
         }
+        entries = {name: e for name, (e, _) in written.items()}
+        # The privacy checks read the whole release, reused partitions included.
+        tables = {name: t for name, (_, t) in written.items()}
+        reports = [
+            checks.check_pseudonyms_single_station(tables["charging_sessions"])
+            if settings.pseudonym_scope == "station"
+            else checks.CheckReport("pseudonym_single_station", True, "network scope chosen: not applicable"),
+            checks.check_no_private_station(tables, built.registry),
+            checks.check_suppressed_cells(tables),
+        ]
         _catalog(staging)
         created = now.astimezone(UTC).isoformat()
         package = _datapackage(settings, release_id, created, entries)
@@ -334,6 +408,12 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             "timezone": settings.timezone,
             "datasets": entries,
             "checks": [r.__dict__ for r in reports],
+            "inputs": plan.inputs,
+            "rebuilt": {
+                "full": plan.full,
+                "reason": plan.reason,
+                "changed_days": sorted(d.isoformat() for d in plan.changed_days),
+            },
         }
         _dump(staging / MANIFEST_FILENAME, manifest)
         index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
@@ -343,10 +423,20 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
         )
         leaks = checks.scan_release_for_tokens(staging, matcher)
         reports.append(checks.CheckReport("no_idtag_in_release", not leaks, "; ".join(leaks[:5])))
+        reports.append(
+            reconcile.check_totals_reconcile(
+                tables,
+                _touched_dates(entries["station_energy_15min"]),
+                _touched_dates(entries["station_usage_daily"]),
+                {s for s, st in built.registry.items() if st.public},
+                index,
+                settings,
+            )
+        )
         failed = [r for r in reports if not r.passed]
         if failed:
             raise checks.PrivacyCheckError(
-                "release blocked by privacy checks: " + "; ".join(f"{r.name} ({r.detail})" for r in failed),
+                "release blocked by checks: " + "; ".join(f"{r.name} ({r.detail})" for r in failed),
                 reports,
             )
         final = root / RELEASES_DIRNAME / release_id

@@ -13,16 +13,17 @@ from dagster import (
     asset,
 )
 
-from pipelines import checks
+from pipelines import checks, reconcile
 from pipelines.privacy import PseudonymKeyError
 from pipelines.publish import publish
 from pipelines.resources import PipelineSettings
 
-PRIVACY_CHECKS = (
+BLOCKING_CHECKS = (
     "pseudonym_single_station",
     "no_private_station",
     "suppressed_cells_not_rebuildable",
     "no_idtag_in_release",
+    reconcile.CHECK_NAME,
 )
 RELEASE_KEY = AssetKey("published_release")
 
@@ -33,9 +34,9 @@ RELEASE_KEY = AssetKey("published_release")
     group_name="published",
     pool="publish",
     kinds={"parquet", "duckdb"},
-    check_specs=[AssetCheckSpec(name, asset=RELEASE_KEY, blocking=True) for name in PRIVACY_CHECKS],
+    check_specs=[AssetCheckSpec(name, asset=RELEASE_KEY, blocking=True) for name in BLOCKING_CHECKS],
     description="An immutable release under published/releases/<id>, switched in as published/current "
-    "only after every privacy check passed.",
+    "only after every blocking check (privacy, totals against raw) passed.",
 )
 def published_release(
     context: AssetExecutionContext, pipeline: PipelineSettings
@@ -58,7 +59,7 @@ def published_release(
             "rows": {name: e["rows"] for name, e in result.manifest["datasets"].items()},
         }
     )
-    for name in PRIVACY_CHECKS:
+    for name in BLOCKING_CHECKS:
         r = by_name[name]
         yield AssetCheckResult(
             check_name=name, asset_key=RELEASE_KEY, passed=r.passed, metadata={"detail": r.detail}
