@@ -1,7 +1,9 @@
 """The three daily work assets. Each reads the raw zone through the file index and writes one
 Parquet file per local date under DATA_DIR/work/; nothing is handed over in memory."""
 
+from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pyarrow.parquet as pq
 from dagster import (
@@ -14,6 +16,7 @@ from dagster import (
     asset,
 )
 
+from ocpp_opendata.settings import Settings
 from pipelines.daily import availability_for_day, sessions_for_day, station_minutes_for_day
 from pipelines.privacy import Pseudonymizer, PseudonymKeyError, load_master_key
 from pipelines.raw_index import RawIndex
@@ -61,11 +64,7 @@ def build_work_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefin
         description="Connector-minutes per status per station and local hour (private work table).",
     )
     def work_availability(context: AssetExecutionContext, pipeline: PipelineSettings) -> MaterializeResult:
-        settings = pipeline.settings()
-        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
-        index.refresh()
-        path = availability_for_day(settings, index, _day(context))
-        return MaterializeResult(metadata={"path": str(path), "rows": pq.read_metadata(path).num_rows})
+        return _work_table(context, pipeline, availability_for_day)
 
     @asset(
         name="work_station_minutes",
@@ -76,10 +75,19 @@ def build_work_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefin
         description="Metered energy and power per station and minute (private work table).",
     )
     def work_station_minutes(context: AssetExecutionContext, pipeline: PipelineSettings) -> MaterializeResult:
-        settings = pipeline.settings()
-        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
-        index.refresh()
-        path = station_minutes_for_day(settings, index, _day(context))
-        return MaterializeResult(metadata={"path": str(path), "rows": pq.read_metadata(path).num_rows})
+        return _work_table(context, pipeline, station_minutes_for_day)
 
     return [work_sessions, work_availability, work_station_minutes]
+
+
+def _work_table(
+    context: AssetExecutionContext,
+    pipeline: PipelineSettings,
+    build: Callable[[Settings, RawIndex, date], Path],
+) -> MaterializeResult:
+    """Build one day's work table from a freshly refreshed raw index; report its path and row count."""
+    settings = pipeline.settings()
+    index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+    index.refresh()
+    path = build(settings, index, _day(context))
+    return MaterializeResult(metadata={"path": str(path), "rows": pq.read_metadata(path).num_rows})
