@@ -21,6 +21,7 @@ from api.routes import datasets, docs, downloads, meta, sql, stations, usage
 from api.routes.common import current_release, pinned_release
 from api.sql_guard import SqlLimits
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import store_for
 from ocpp_opendata.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ def sql_limits(settings: Settings) -> SqlLimits:
 
 def create_app(settings: Settings) -> FastAPI:
     releases = ReleaseManager(
-        settings.data_dir, sql_limits(settings), settings.api_release_poll, settings.timezone
+        settings.data_dir,
+        sql_limits(settings),
+        settings.api_release_poll,
+        settings.timezone,
+        store_for(settings) if settings.store else None,
     )
     metrics = Metrics()
     lane_pool = new_pool()

@@ -2,6 +2,9 @@
 
 Multiple ranges in one request are coalesced into the single range covering them (RFC 9110 §14.2 allows
 this), which is what remote Parquet readers need and keeps the answer a plain 206.
+
+A file is either on local disk (`OpenFile`) or an object of the shared store (`StoreFile`, read with
+S3 Range requests as the client's ranges ask); both answer the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 
 import anyio
+import pyarrow as pa
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.errors import ApiError, error_response
 
 CHUNK = 256 * 1024
+STORE_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,42 @@ class OpenFile:
     size: int
     mtime: float
     etag: str
+    chunk: int = CHUNK
 
     @property
     def last_modified(self) -> str:
         return formatdate(self.mtime, usegmt=True)
+
+    def read(self, n: int, offset: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    """An object of the shared store, opened for ranged reads; size and ETag come from the manifest."""
+
+    source: pa.NativeFile
+    size: int
+    mtime: float
+    etag: str
+    # Each read is one GET to the store: bigger chunks than on local disk keep the request count low.
+    chunk: int = STORE_CHUNK
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(self.mtime, usegmt=True)
+
+    def read(self, n: int, offset: int) -> bytes:
+        return self.source.read_at(n, offset)
+
+    def close(self) -> None:
+        self.source.close()
+
+
+ServedFile = OpenFile | StoreFile
 
 
 def open_release_file(root: Path, relative: Path, missing: str) -> OpenFile:
@@ -87,7 +124,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return min(s for s, _ in spans), max(e for _, e in spans)
 
 
-def _not_modified(headers: dict[str, str], f: OpenFile) -> bool:
+def _not_modified(headers: dict[str, str], f: ServedFile) -> bool:
     inm = headers.get("if-none-match")
     if inm is not None:
         tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
@@ -102,11 +139,11 @@ def _not_modified(headers: dict[str, str], f: OpenFile) -> bool:
 
 
 class FileAnswer(Response):
-    """An ASGI answer for one opened file; it owns `f.fd` and closes it when done."""
+    """An ASGI answer for one opened file; it owns `f` and closes it when done."""
 
     def __init__(
         self,
-        f: OpenFile,
+        f: ServedFile,
         media_type: str,
         filename: str,
         headers: dict[str, str],
@@ -125,7 +162,7 @@ class FileAnswer(Response):
             if self.background is not None:
                 await self.background()
         finally:
-            os.close(self.f.fd)
+            self.f.close()
 
     async def _answer(self, scope: Scope, send: Send) -> None:
         f = self.f
@@ -160,14 +197,26 @@ class FileAnswer(Response):
             status, (start, end) = 206, wanted
             headers["content-range"] = f"bytes {start}-{end}/{f.size}"
         length = max(0, end - start + 1)
-        await self._start(send, status, headers, length)
         if scope.get("api.head") or length == 0:
+            await self._start(send, status, headers, length)
             await send({"type": "http.response.body", "body": b""})
             return
+        # The first chunk is read before the status is sent: a store that cannot be read gets a 503
+        # rather than a truncated 200. A failure later can only cut the body short (Content-Length tells).
+        try:
+            first: bytes | None = await anyio.to_thread.run_sync(f.read, min(f.chunk, length), start)
+        except OSError:
+            answer = error_response(503, "the file cannot be read right now; try again", {"Retry-After": "5"})
+            await answer(scope, _noop_receive, send)
+            return
+        await self._start(send, status, headers, length)
         offset = start
         while offset <= end:
-            n = min(CHUNK, end - offset + 1)
-            chunk = await anyio.to_thread.run_sync(os.pread, f.fd, n, offset)
+            n = min(f.chunk, end - offset + 1)
+            if first is not None:
+                chunk, first = first, None
+            else:
+                chunk = await anyio.to_thread.run_sync(f.read, n, offset)
             if not chunk:
                 break
             offset += len(chunk)

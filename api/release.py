@@ -4,18 +4,27 @@ A `Release` owns one read-only DuckDB instance over its `catalog.duckdb` for the
 SQL endpoint gets a second, locked-down instance (see `sql_guard`). Requests hold a lease on the release
 they started with, so a swap never pulls a release from under a running request: the retired release is
 closed when its last lease ends, and a request never sees half of one release and half of another.
+
+With a remote store (`store` = s3://...), the manager polls the `published/CURRENT` object instead of the
+`published/current` link, downloads the new release's catalog.duckdb and metadata into
+DATA_DIR/cache/releases/<id> (datapackage.json last: a folder holding it is complete), and swaps exactly
+as above. Parquet downloads are streamed from the store (`RemoteFiles`); cached releases no longer open
+are removed after each swap. A store that cannot be reached keeps the release being served.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
@@ -23,8 +32,10 @@ import orjson
 
 from api.catalog import DatasetStats, dataset_stats
 from api.errors import ApiError
+from api.ranges import StoreFile
 from api.sql_guard import SqlEngine, SqlLimits
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import Store, StoreError
 from pipelines.published_schema import (
     CATALOG_FILENAME,
     CURRENT_LINK,
@@ -37,6 +48,7 @@ from pipelines.published_schema import (
     RELEASES_DIRNAME,
     Dataset,
 )
+from pipelines.storage import CACHE_DIRNAME, read_current, release_prefix, stored_release_ids
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +67,57 @@ def _read_json(path: Path) -> Any:
     return orjson.loads(path.read_bytes())
 
 
+# What the API reads locally of a remote release; datapackage.json comes last and marks it complete.
+CACHED_FILES = (CATALOG_FILENAME, MANIFEST_FILENAME, DCAT_FILENAME, DATAPACKAGE_FILENAME)
+# Kept releases in a remote store are listed at most this often (a LIST request each time).
+LISTING_TTL_SECONDS = 5.0
+
+
+class StoreUnavailable(ApiError):
+    def __init__(self) -> None:
+        super().__init__(503, "the file store cannot be reached right now; try again", {"Retry-After": "5"})
+
+
+@dataclass(frozen=True)
+class RemoteFiles:
+    """The files of a release in the shared store: their sizes and sha256 from the release's manifest."""
+
+    store: Store
+    prefix: str
+    files: dict[str, tuple[int, str]]
+    created: float
+
+    @classmethod
+    def of(cls, store: Store, release_id: str, manifest: dict[str, Any]) -> RemoteFiles:
+        files: dict[str, tuple[int, str]] = {}
+        for entry in manifest.get("datasets", {}).values():
+            for f in [*entry.get("files", []), entry.get("download") or {}]:
+                if f.get("path") and f.get("hash"):
+                    files[f["path"]] = (int(f["bytes"]), str(f["hash"]))
+        try:
+            created = datetime.fromisoformat(str(manifest.get("created_at"))).timestamp()
+        except ValueError:
+            created = 0.0
+        return cls(store, release_prefix(release_id), files, created)
+
+    def has(self, relative: PurePosixPath) -> bool:
+        return str(relative) in self.files
+
+    def open(self, relative: PurePosixPath, missing: str) -> StoreFile:
+        """The object, opened for ranged reads: 404 when the release has no such file, 503 when the store
+        cannot be reached. Its content never changes, so its sha256 is a strong ETag."""
+        found = self.files.get(str(relative))
+        if found is None:
+            raise ApiError(404, missing)
+        size, digest = found
+        try:
+            source = self.store.open_input_file(f"{self.prefix}/{relative}")
+        except StoreError as exc:
+            log.warning("store read failed", extra=fields(key=str(relative), error=str(exc)[:300]))
+            raise StoreUnavailable() from exc
+        return StoreFile(source, size, self.created, f'"{digest.split(":", 1)[-1]}"')
+
+
 @dataclass(eq=False)
 class Release:
     """One immutable published release, opened for serving."""
@@ -69,6 +132,9 @@ class Release:
     sql: SqlEngine
     timezone: str
     stats: dict[str, DatasetStats]
+    # Set when the release's files are served from a remote store rather than from `root`.
+    remote: RemoteFiles | None = None
+    on_close: Callable[[], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cursors: list[duckdb.DuckDBPyConnection] = field(default_factory=list)
     _leases: int = 0
@@ -169,6 +235,8 @@ class Release:
             self._cursors.pop().close()
         self.db.close()
         self.sql.close()
+        if self.on_close is not None:
+            self.on_close()
         log.info("release closed", extra=fields(release=self.id))
 
 
@@ -176,11 +244,25 @@ class ReleaseManager:
     """Serves `published/current`, polling the link so that a new release is picked up within seconds."""
 
     def __init__(
-        self, data_dir: Path, limits: SqlLimits, poll_seconds: float = 0.5, timezone: str = DEFAULT_TIMEZONE
+        self,
+        data_dir: Path,
+        limits: SqlLimits,
+        poll_seconds: float = 0.5,
+        timezone: str = DEFAULT_TIMEZONE,
+        store: Store | None = None,
     ) -> None:
         self.timezone = timezone
-        self.published = data_dir / PUBLISHED_DIRNAME
+        # A local store other than DATA_DIR holds the releases itself; a remote one is cached under DATA_DIR.
+        self.store = store if store is not None and store.is_remote else None
+        base = store.local_root if store is not None and store.local_root is not None else data_dir
+        self.published = base / PUBLISHED_DIRNAME
         self.releases_dir = self.published / RELEASES_DIRNAME
+        if self.store is not None:
+            self.releases_dir = data_dir / CACHE_DIRNAME / RELEASES_DIRNAME
+        self._open_ids: dict[str, int] = {}
+        self._cache_lock = threading.Lock()
+        self._listing: tuple[float, list[str]] = (0.0, [])
+        self._store_down = False
         self.limits = limits
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()
@@ -220,10 +302,87 @@ class ReleaseManager:
                 log.exception("release watcher failed")
 
     def _link_target(self) -> str | None:
+        if self.store is not None:
+            return self._store_target(self.store)
         try:
             return os.readlink(self.published / CURRENT_LINK)
         except OSError:
             return None
+
+    def _store_target(self, store: Store) -> str | None:
+        """The id in `published/CURRENT`; while the store is down, the one served now (logged once)."""
+        try:
+            found = read_current(store)
+        except StoreError as exc:
+            if not self._store_down:
+                log.warning(
+                    "store unreachable; serving the cached release", extra=fields(error=str(exc)[:300])
+                )
+            self._store_down = True
+            return self._target
+        if self._store_down:
+            log.info("store reachable again", extra=fields(store=store.url))
+        self._store_down = False
+        return found
+
+    def _open(self, release_id: str) -> Release:
+        """Open a release: in place for a local store; from the cache (downloaded first) for a remote one."""
+        if self.store is None:
+            return Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+        with self._cache_lock:
+            root = self._fetch(self.store, release_id)
+            rel = Release.open(root, self.limits, self.timezone)
+            with self._lock:
+                self._open_ids[release_id] = self._open_ids.get(release_id, 0) + 1
+        rel.remote = RemoteFiles.of(self.store, release_id, rel.manifest)
+        rel.on_close = lambda: self._closed(release_id)
+        return rel
+
+    def _closed(self, release_id: str) -> None:
+        """A cached release closed: its folder goes unless it is open again or served (a later sweep
+        catches any that a race leaves)."""
+        with self._lock:
+            left = self._open_ids.get(release_id, 0) - 1
+            if left > 0:
+                self._open_ids[release_id] = left
+                return
+            self._open_ids.pop(release_id, None)
+        with self._cache_lock:
+            with self._lock:
+                if release_id in self._open_ids or release_id == self._target:
+                    return
+            shutil.rmtree(self.releases_dir / release_id, ignore_errors=True)
+            log.info("cached release removed", extra=fields(release=release_id))
+
+    def _fetch(self, store: Store, release_id: str) -> Path:
+        """Download what the API reads of a release into the cache (datapackage.json last), once."""
+        root = self.releases_dir / release_id
+        if (root / DATAPACKAGE_FILENAME).is_file():
+            return root
+        try:
+            for name in CACHED_FILES:
+                store.get_file(f"{release_prefix(release_id)}/{name}", root / name)
+        except StoreError as exc:
+            raise OSError(f"cannot download release {release_id}: {exc}") from exc
+        log.info("release downloaded", extra=fields(release=release_id, store=store.url))
+        return root
+
+    def _sweep(self) -> None:
+        """Remove cached releases that are neither served nor open any more (a retired release that still
+        has requests stays until a later sweep)."""
+        if self.store is None:
+            return
+        with self._cache_lock:
+            with self._lock:
+                keep = set(self._open_ids)
+            try:
+                names = os.listdir(self.releases_dir)
+            except OSError:
+                return
+            for name in names:
+                if name not in keep:
+                    shutil.rmtree(self.releases_dir / name, ignore_errors=True)
+                    log.info("cached release removed", extra=fields(release=name))
 
     def refresh(self) -> bool:
         """Open the release `current` points at when it changed; True when a new one is now served."""
@@ -236,7 +395,7 @@ class ReleaseManager:
             self._target = target
             return False
         try:
-            new = Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+            new = self._open(release_id)
         except (OSError, ValueError, duckdb.Error):
             # Leave the previous release online; the next poll tries again.
             log.exception("cannot open release", extra=fields(release=release_id))
@@ -246,6 +405,8 @@ class ReleaseManager:
             self.swaps += 1
         if old is not None:
             old.retire()
+        self._listing = (0.0, [])
+        self._sweep()
         log.info("serving release", extra=fields(release=new.id))
         return True
 
@@ -282,7 +443,7 @@ class ReleaseManager:
         if not RELEASE_ID_PATTERN.match(release_id) or release_id not in self.release_ids():
             raise ApiError(404, f"no kept release named {release_id[:40]!r}; see /v1/releases")
         try:
-            rel = Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+            rel = self._open(release_id)
         except (OSError, ValueError, duckdb.Error) as exc:
             raise ApiError(404, f"release {release_id} is no longer complete on this server") from exc
         evicted: list[Release] = []
@@ -302,6 +463,8 @@ class ReleaseManager:
 
     def release_ids(self) -> list[str]:
         """Kept, complete releases, newest first."""
+        if self.store is not None:
+            return self._stored_ids(self.store)
         try:
             names = os.listdir(self.releases_dir)
         except OSError:
@@ -313,9 +476,37 @@ class ReleaseManager:
         ]
         return sorted(kept, reverse=True)
 
+    def _stored_ids(self, store: Store) -> list[str]:
+        """Complete releases in the store, newest first (listed at most every LISTING_TTL_SECONDS; while
+        the store is down, the last listing, or the release served)."""
+        listed_at, ids = self._listing
+        if time.monotonic() - listed_at < LISTING_TTL_SECONDS and ids:
+            return ids
+        try:
+            found = stored_release_ids(store, DATAPACKAGE_FILENAME)
+        except StoreError:
+            return ids or ([self.current_id] if self.current_id else [])
+        ids = sorted((n for n in found if RELEASE_ID_PATTERN.match(n)), reverse=True)
+        self._listing = (time.monotonic(), ids)
+        return ids
+
+    def _manifest(self, release_id: str) -> dict[str, Any]:
+        if self.store is None:
+            return _read_json(self.releases_dir / release_id / MANIFEST_FILENAME)  # type: ignore[no-any-return]
+        with self._lock:
+            opened = [
+                r for r in (self._current, *self._pinned.values()) if r is not None and r.id == release_id
+            ]
+        if opened:
+            return opened[0].manifest
+        try:
+            return orjson.loads(self.store.read_bytes(f"{release_prefix(release_id)}/{MANIFEST_FILENAME}"))  # type: ignore[no-any-return]
+        except StoreError as exc:
+            raise OSError(str(exc)) from exc
+
     def release_summary(self, release_id: str) -> dict[str, Any]:
         try:
-            manifest = _read_json(self.releases_dir / release_id / MANIFEST_FILENAME)
+            manifest = self._manifest(release_id)
         except (OSError, ValueError):
             manifest = {}
         return {

@@ -8,6 +8,17 @@ Record shapes (orjson in the WAL):
 - exchange: {"k": "x", "cp", "conn", "v", "in": [seq, at_us, text, length, validation_error,
   quarantine_reason, quarantine_detail, sha256], "out": [seq, at_us, text] | None, "f": facts | None}
 - connection: {"k": "c", "row": {connections columns, received_at as µs since the epoch}}
+
+Proxy mode (ingest/proxy, docs/proxy.md) adds:
+- exchange flags: "defer": true (the CALL's typed rows come from the later record holding the CSMS's
+  answer), "act": the action a charger's CallResult answers (CSMS-initiated CALLs).
+- relayed frame: {"k": "o", "cp", "conn", "v", "d": "out", "seq", "at", "text", "act",
+  "call": [at_us, text, validation_error, message_id, action_version] | None, "f": facts | None}
+  A frame the listener relayed to the charger (a CSMS answer or CALL); with "call", the typed rows of
+  that CALL, derived from it with the CSMS's answer as facts.
+- forwarded frame (store-and-forward): {"k": "u", "cp", "conn", "v", "seq", "up": [at_us, text],
+  "down": [at_us, text], "act", "call", "f"}: a CALL answered locally, later sent to the CSMS ("up")
+  and the CSMS's answer ("down"), which the charger never saw.
 """
 
 from __future__ import annotations
@@ -59,6 +70,9 @@ def extract(records: list[dict[str, Any]]) -> Rows:
             row["received_at"] = from_us(row["received_at"])
             rows["connections"].append(row)
             continue
+        if record["k"] in ("o", "u"):
+            _proxied(record, rows)
+            continue
         one: Rows = defaultdict(list)
         try:
             _exchange(record, one)
@@ -85,6 +99,8 @@ def _exchange(rec: dict[str, Any], rows: Rows) -> None:
     frame = read_frame(text) if q_reason not in ("oversized", "binary_frame") else None
     message_id = frame.message_id if frame else None
     action = frame.action if frame else None
+    if action is None:
+        action = rec.get("act")
     rows["frames"].append(
         {
             **base,
@@ -128,21 +144,64 @@ def _exchange(rec: dict[str, Any], rows: Rows) -> None:
                 "validation_error": None,
             }
         )
-    if (
-        q_reason is not None
-        or frame is None
-        or frame.message_type != CALL
-        or not isinstance(frame.payload, dict)
-    ):
+    if q_reason is not None or frame is None or rec.get("defer"):
         return
-    facts = rec.get("f") or {}
-    derive = DERIVERS.get((rec.get("av") or rec["v"], action))
+    _derive(base, frame, rec.get("av"), verr, rec.get("f") or {}, rows)
+
+
+def _derive(
+    base: dict[str, Any], frame: Any, action_version: str | None, verr: str | None,
+    facts: dict[str, Any], rows: Rows,
+) -> None:  # fmt: skip
+    """The typed rows of one CALL."""
+    if frame.message_type != CALL or not isinstance(frame.payload, dict):
+        return
+    derive = DERIVERS.get((action_version or base["ocpp_version"], frame.action))
     if derive is not None:
-        ctx = {**base, "message_id": message_id}
+        ctx = {**base, "message_id": frame.message_id}
         flags = ["schema_invalid"] if verr else []
-        if rec.get("av") and rec["av"] != rec["v"]:
+        if action_version and action_version != base["ocpp_version"]:
             flags.append("action_of_other_version")
         derive(ctx, frame.payload, facts, flags, rows)
+
+
+def _frame_row(
+    base: dict[str, Any], seq: int, direction: str, at_us: int, text: str, act: Any
+) -> dict[str, Any]:
+    frame = read_frame(text)
+    return {
+        **base,
+        "received_at": from_us(at_us),
+        "seq": seq,
+        "direction": direction,
+        "message_type": frame.message_type,
+        "message_id": frame.message_id,
+        "action": frame.action or act,
+        "text": text,
+        "length": len(text.encode()),
+        "validation_error": None,
+    }
+
+
+def _proxied(rec: dict[str, Any], rows: Rows) -> None:
+    """Rows of a frame relayed (k=o) or forwarded (k=u) in proxy mode."""
+    base = {"charge_point_id": rec["cp"], "connection_id": rec["conn"], "ocpp_version": rec["v"]}
+    if rec["k"] == "o":
+        rows["frames"].append(_frame_row(base, rec["seq"], rec["d"], rec["at"], rec["text"], rec.get("act")))
+    else:
+        for direction in ("up", "down"):
+            at_us, text = rec[direction]
+            rows["frames"].append(_frame_row(base, rec["seq"], direction, at_us, text, rec.get("act")))
+    call = rec.get("call")
+    if call is None:
+        return
+    at_us, text, verr, _mid, action_version = call
+    try:
+        _derive({**base, "received_at": from_us(at_us)}, read_frame(text), action_version, verr,
+                rec.get("f") or {}, rows)  # fmt: skip
+    except Exception:
+        # As for exchanges: the frames are kept; the typed rows can be derived again once fixed.
+        log.exception("deriving rows failed", extra=fields(connection=rec.get("conn")))
 
 
 # --- meter values --------------------------------------------------------------------------------

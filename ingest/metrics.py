@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.uploader import UploadStats
 
 # fsync latency histogram buckets (seconds): a healthy SSD sits in the first few.
 FSYNC_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, float("inf"))
@@ -77,3 +81,35 @@ class Metrics:
         buckets += [("_sum", self.fsync_sum), ("_count", self.fsync_count)]
         metric("fsync_seconds", "histogram", "Write-ahead-log batch write+fsync latency.", buckets)
         return "\n".join(out) + "\n"
+
+
+def render_uploads(stats: UploadStats, local_bytes: int) -> str:
+    """Upload backlog and lag of a listener with an s3 store (docs/object-store.md), for `/metrics`."""
+    b = stats.backlog
+    samples = [
+        ("upload_backlog_files", "gauge", "Rolled files in the outbox awaiting upload.", b.files),
+        ("upload_backlog_bytes", "gauge", "Bytes in the local outbox awaiting upload.", b.bytes),
+        ("upload_backlog_oldest_seconds", "gauge", "Age of the oldest awaiting upload.", b.oldest_seconds),
+        ("local_bytes", "gauge", "Unrolled WAL plus outbox (the local cap bounds it).", local_bytes),
+        ("uploads_total", "counter", "Files uploaded and confirmed.", stats.uploaded_files),
+        ("upload_bytes_total", "counter", "Bytes uploaded and confirmed.", stats.uploaded_bytes),
+        ("upload_failures_total", "counter", "Failed upload attempts (each retried).", stats.failures),
+        ("upload_consecutive_failures", "gauge", "Failed attempts since the last upload.",
+         stats.consecutive_failures),
+        ("upload_lag_max_seconds", "gauge", "Longest roll-to-confirmed-upload time so far.", stats.lag_max),
+    ]  # fmt: skip
+    out: list[str] = []
+    for name, kind, help_text, value in samples:
+        shown = value if isinstance(value, int) else repr(float(value))
+        out += [f"# HELP ocpp_opendata_{name} {help_text}", f"# TYPE ocpp_opendata_{name} {kind}",
+                f"ocpp_opendata_{name} {shown}"]  # fmt: skip
+    name = "ocpp_opendata_upload_lag_seconds"
+    out += [
+        f"# HELP {name} Seconds from a file's roll to its confirmed upload (quantiles of recent uploads).",
+        f"# TYPE {name} summary",
+        f'{name}{{quantile="0.5"}} {stats.lag_p50!r}',
+        f'{name}{{quantile="0.99"}} {stats.lag_p99!r}',
+        f"{name}_sum {stats.lag_sum!r}",
+        f"{name}_count {stats.lag_count}",
+    ]
+    return "\n".join(out) + "\n"

@@ -21,6 +21,7 @@ from ingest.ocppj import (
     CALL,
     FORMAT_VIOLATION,
     MAX_MESSAGE_ID_LENGTH,
+    Frame,
     call_error,
     call_result,
     peek_ids,
@@ -114,6 +115,41 @@ class FrameProcessor:
         return await self._call(
             ctx, record, frame.message_id or "-1", frame.action or "", frame.payload, message
         )
+
+    def capture(self, ctx: ConnectionContext, message: str | bytes) -> tuple[dict[str, Any], Frame] | None:
+        """The WAL record of a well-formed inbound frame that proxy mode relays instead of answering.
+
+        None when the frame is unreadable, oversized or binary: `process` answers those locally,
+        exactly as in standalone mode, and they never reach the CSMS. The CSMS, not the listener,
+        decides about a schema-invalid CALL, so it is relayed with its validation error recorded.
+        """
+        if isinstance(message, bytes):
+            return None
+        length = len(message) if message.isascii() else len(message.encode())
+        if length > self.max_frame_bytes:
+            return None
+        frame = read_frame(message)
+        if frame.problem is not None:
+            return None
+        record: dict[str, Any] = {
+            "k": "x",
+            "cp": ctx.charge_point_id,
+            "conn": ctx.connection_id,
+            "v": ctx.version,
+            "in": [ctx.next_seq(), now_us(), message, length, None, None, None, None],
+            "out": None,
+        }
+        action = frame.action or ""
+        if frame.message_type == CALL:
+            action_version = resolve_action(ctx.version, action)
+            if action_version is None:
+                record["in"][4] = f"{action!r} is not an OCPP 1.6 or 2.0.1 action"
+            else:
+                if action_version != ctx.version:
+                    record["av"] = action_version
+                record["in"][4] = validation_error(action_version, action, frame.payload)
+        self.metrics.frames[("in", action)] += 1
+        return record, frame
 
     async def _call(
         self, ctx: ConnectionContext, record: dict[str, Any], mid: str, action: str, payload: Any, text: str

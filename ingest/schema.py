@@ -98,7 +98,8 @@ FRAMES = RawTable(
         Column(
             "direction",
             pa.string(),
-            "'in' (charger → listener) or 'out' (listener → charger).",
+            "'in' (charger → listener), 'out' (listener → charger); in proxy store-and-forward mode also "
+            "'up' (a queued frame forwarded to the CSMS later) and 'down' (the CSMS's answer to it).",
             nullable=False,
         ),
         Column("message_type", pa.int8(), "2 CALL, 3 CALLRESULT, 4 CALLERROR; null when unparsable."),

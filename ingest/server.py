@@ -27,10 +27,12 @@ from ingest.actions import SUBPROTOCOL_VERSION
 from ingest.answers import Responder
 from ingest.auth import IdTagPolicy, read_credentials, read_id_list
 from ingest.handshake import BasicAuth, HandshakeRefused, charge_point_id_from_path, choose_subprotocol
-from ingest.metrics import Metrics
+from ingest.metrics import Metrics, render_uploads
 from ingest.processor import ConnectionContext, FrameProcessor, now_us
-from ingest.store import DurableStore, StoreUnavailable
-from ingest.txids import TransactionIds
+from ingest.proxy.hub import ProxyHub
+from ingest.proxy.relay import Relay
+from ingest.store import StoreUnavailable, build_store
+from ingest.txids import transaction_ids_for
 from ocpp_opendata.logs import fields
 from ocpp_opendata.settings import Settings
 
@@ -67,15 +69,8 @@ class Listener:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = DurableStore(
-            settings.effective_wal_dir,
-            settings.raw_dir,
-            self.metrics,
-            roll_seconds=settings.roll_seconds,
-            roll_bytes=settings.roll_bytes,
-            max_wal_bytes=settings.wal_max_bytes,
-        )
-        self.txids = TransactionIds(settings.state_dir)
+        self.store = build_store(settings, self.metrics)  # local raw zone, or outbox + uploader (s3)
+        self.txids = transaction_ids_for(settings)  # SQLite under DATA_DIR, or PostgreSQL (--state-url)
         responder = Responder(
             settings.heartbeat_interval, IdTagPolicy(settings.authorize, settings.allowlist), self.txids
         )
@@ -89,6 +84,9 @@ class Listener:
         self._counter = itertools.count(1)
         self.server: Server | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Proxy mode (docs/proxy.md): chargers are relayed to the operator's CSMS.
+        proxied = settings.upstream is not None or settings.upstream_config is not None
+        self.proxy = ProxyHub(settings, self.store, self.metrics, self.processor) if proxied else None
 
     # --- handshake ---------------------------------------------------------------------------
 
@@ -110,7 +108,10 @@ class Listener:
             if path == "/health":
                 return self._health(connection)
             if path == "/metrics":
-                body = self.metrics.render(self.store.unrolled_bytes).encode()
+                text = self.metrics.render(self.store.unrolled_bytes)
+                if self.store.uploader is not None:
+                    text += render_uploads(self.store.uploader.stats(), self.store.local_bytes)
+                body = text.encode()
                 return Response(200, "OK", Headers({"Content-Type": PROMETHEUS_TYPE}), body)
         try:
             cp_id = charge_point_id_from_path(request.path)
@@ -119,24 +120,32 @@ class Listener:
             if self.basic_auth is not None:
                 auth_header = request.headers.get("Authorization")
                 await asyncio.to_thread(self.basic_auth.check, cp_id, auth_header)
+            if self.proxy is not None:
+                connection.upstream = await self.proxy.open_for(cp_id, request, self.preference)  # type: ignore[attr-defined]
         except HandshakeRefused as exc:
             return self._refuse(connection, exc)
         connection.cp_id = cp_id  # type: ignore[attr-defined]
         return None
 
     def _health(self, connection: ServerConnection) -> Response:
+        word, acknowledging = self.store.health()
         body = {
-            "status": "ok" if self.store.healthy else "storage-failing",
+            "status": word,
             "connections": self.metrics.connections,
             "wal_bytes": self.store.unrolled_bytes,
             "instance": self.store.instance_id,
+            "uploads": self.store.upload_status(),
         }
-        status = http.HTTPStatus.OK if self.store.healthy else http.HTTPStatus.SERVICE_UNAVAILABLE
+        status = http.HTTPStatus.OK if acknowledging else http.HTTPStatus.SERVICE_UNAVAILABLE
         return Response(status.value, status.phrase, Headers({"Content-Type": "application/json"}),
                         orjson.dumps(body))  # fmt: skip
 
     def select_subprotocol(self, connection: ServerConnection, offered: list[str]) -> str | None:
-        chosen = choose_subprotocol(offered, self.preference)
+        upstream = getattr(connection, "upstream", None)
+        # Proxy mode: the charger gets the subprotocol the CSMS chose from the charger's offer.
+        chosen = (
+            upstream.subprotocol if upstream is not None else choose_subprotocol(offered, self.preference)
+        )
         if chosen is None:
             # OCPP-J: complete the handshake without a subprotocol, then close at once (see handler).
             if offered:
@@ -155,6 +164,8 @@ class Listener:
             self.metrics.refused[refusal] += 1
             self._log_connection("refused", cp_id, None, None, ws, reason=refusal, offered=offered)
             await ws.close(1002, refusal)
+            if getattr(ws, "upstream", None) is not None:
+                await ws.upstream.close()  # type: ignore[attr-defined]
             return
         version = SUBPROTOCOL_VERSION[ws.subprotocol or self.settings.no_subprotocol]
         ctx = ConnectionContext(cp_id, f"{self.store.instance_id}-{next(self._counter)}", version)
@@ -169,6 +180,8 @@ class Listener:
         self._log_connection("connected", cp_id, ctx.connection_id, version, ws, offered=offered)
         limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
         try:
+            if self.proxy is not None:
+                await Relay(self.proxy, ws, ctx, getattr(ws, "upstream", None)).run(limiter)
             async for message in ws:
                 await limiter.take()
                 outcome = await self.processor.process(ctx, message)
@@ -263,6 +276,8 @@ class Listener:
             await server.wait_closed()
         await self.store.close()
         self.txids.close()
+        if self.proxy is not None:
+            self.proxy.close()
         log.info("stopped", extra=fields(rows_written=dict(self.metrics.rows_written)))
 
 

@@ -6,6 +6,11 @@ little throughput. Every `roll_seconds` (or `roll_bytes` of WAL) the current seg
 between two batches and rolled into Parquet by a worker process, exactly as crash recovery rolls
 an orphaned segment; the segment file is deleted only after its Parquet files are durable. The
 worker keeps the CPU-heavy roll off the event loop's GIL (it used to add ~100 ms to p99 acks).
+
+With an `s3://` store (docs/object-store.md) segments roll into a local outbox instead of the raw
+zone, and an `Uploader` moves the files to the store; the WAL stays local and fsync'd, so an ack never
+waits for the network. The disk cap then covers WAL plus outbox: while the store is down the
+backlog grows, and past `max_local_bytes` nothing more is acknowledged until uploads drain.
 """
 
 from __future__ import annotations
@@ -25,19 +30,27 @@ from typing import Any
 
 from ingest.metrics import Metrics
 from ingest.sink import roll_segment, write_records
-from ingest.wal import ClosedSegment, WriteAheadLog, encode, orphaned_folders, read_segment
+from ingest.txids import check_state_url
+from ingest.uploader import Uploader
+from ingest.wal import ClosedSegment, WriteAheadLog, encode, host_id, orphaned_folders, read_segment
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import StoreError, open_store
+from ocpp_opendata.settings import Settings
 
 log = logging.getLogger("ingest.store")
+
+OUTBOX = "outbox"  # below DATA_DIR: rolled files awaiting upload to an s3 store, keyed as in the store
 
 
 class StoreUnavailable(Exception):
     """The record could not be made durable (full disk, WAL cap): do not acknowledge it."""
 
 
-def new_instance_id() -> str:
-    """Sorts by start time; random part keeps processes started in the same second apart."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+def new_instance_id(host: str | None = None) -> str:
+    """Sorts by start time; the random part keeps processes started in the same second apart, the host
+    part (one per WAL root, see `host_id`) keeps listeners on different machines apart for good."""
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    return f"{stamp}-{host}-{secrets.token_hex(4)}" if host else f"{stamp}-{secrets.token_hex(4)}"
 
 
 def recover_orphans(wal_root: Path, raw_root: Path) -> Counter[str]:
@@ -64,15 +77,20 @@ class DurableStore:
         roll_seconds: float,
         roll_bytes: int,
         max_wal_bytes: int,
+        uploader: Uploader | None = None,
+        max_local_bytes: int | None = None,
     ) -> None:
         self.wal_root = wal_root
-        self.raw_root = raw_root
+        self.raw_root = raw_root  # the raw zone, or with an uploader the outbox's raw folder
         self.metrics = metrics
         self.roll_seconds = roll_seconds
         self.roll_bytes = roll_bytes
         self.max_wal_bytes = max_wal_bytes
-        self.instance_id = new_instance_id()
+        self.uploader = uploader
+        self.max_local_bytes = max_local_bytes
+        self.instance_id = new_instance_id(host_id(wal_root))
         self.healthy = True
+        self._refused_bytes = 0  # size of the last batch refused by a disk cap (0: none since)
         self._wal: WriteAheadLog | None = None
         self._pending: list[tuple[bytes, asyncio.Future[None] | None]] = []
         self._segment_started = time.monotonic()
@@ -88,6 +106,8 @@ class DurableStore:
         for table, count in recovered.items():
             self.metrics.rows_written[table] += count
         self._wal = await asyncio.to_thread(WriteAheadLog, self.wal_root, self.instance_id)
+        if self.uploader is not None:
+            self.uploader.start()  # uploads what a previous process left in the outbox, too
         # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
         self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self._tasks = [
@@ -116,6 +136,47 @@ class DurableStore:
     def unrolled_bytes(self) -> int:
         return self._unrolled_bytes
 
+    @property
+    def local_bytes(self) -> int:
+        """WAL not yet rolled plus rolled files not yet uploaded: what the local cap bounds."""
+        return self._unrolled_bytes + (self.uploader.backlog_bytes if self.uploader is not None else 0)
+
+    @property
+    def over_cap(self) -> bool:
+        """The last batch was refused by a disk cap and would still be refused now."""
+        if not self._refused_bytes:
+            return False
+        if self._unrolled_bytes + self._refused_bytes > self.max_wal_bytes:
+            return True
+        cap = self.max_local_bytes
+        return self.uploader is not None and cap is not None and self.local_bytes + self._refused_bytes > cap
+
+    def health(self) -> tuple[str, bool]:
+        """Status word for /health and whether the listener acknowledges (HTTP 200) or not (503)."""
+        if not self.healthy:
+            return "storage-failing", False
+        if self.over_cap:
+            return "over-local-disk-cap", False
+        if self.uploader is not None and self.uploader.consecutive_failures:
+            return "degraded", True  # acks go on; the backlog grows towards the cap
+        return "ok", True
+
+    def upload_status(self) -> dict[str, Any] | None:
+        """Upload backlog for /health; None without an object store."""
+        if self.uploader is None:
+            return None
+        stats = self.uploader.stats()
+        return {
+            "store": self.uploader.store.url,
+            "backlog_files": stats.backlog.files,
+            "backlog_bytes": stats.backlog.bytes,
+            "oldest_seconds": round(stats.backlog.oldest_seconds, 3),
+            "local_bytes": self.local_bytes,
+            "local_max_bytes": self.max_local_bytes,
+            "consecutive_failures": stats.consecutive_failures,
+            "last_error": stats.last_error,
+        }
+
     async def _writer(self) -> None:
         assert self._wal is not None
         while True:
@@ -136,8 +197,15 @@ class DurableStore:
         batch, self._pending = self._pending, []
         data = b"".join(item[0] for item in batch)
         if self._unrolled_bytes + len(data) > self.max_wal_bytes:
+            self._refused_bytes = len(data)
             self._fail(batch, StoreUnavailable("write-ahead log is over its disk cap"))
             return
+        cap = self.max_local_bytes
+        if self.uploader is not None and cap is not None and self.local_bytes + len(data) > cap:
+            self._refused_bytes = len(data)
+            self._fail(batch, StoreUnavailable("local disk cap reached: uploads to the store are behind"))
+            return
+        self._refused_bytes = 0
         started = time.perf_counter()
         try:
             await asyncio.to_thread(self._wal.write_batch, data)
@@ -208,6 +276,8 @@ class DurableStore:
             for table, count in written.items():
                 self.metrics.rows_written[table] += count
             self.metrics.rolls += 1
+            if self.uploader is not None:
+                self.uploader.wake()
 
     async def close(self) -> None:
         """Flush everything into Parquet and release the WAL folder (SIGTERM path)."""
@@ -223,3 +293,43 @@ class DurableStore:
             await asyncio.to_thread(self._wal.close)
         if self._pool is not None:
             self._pool.shutdown()
+        if self.uploader is not None:
+            await self.uploader.close()
+
+
+def check_storage(settings: Settings) -> None:
+    """Refuse an unusable store or state URL before listening (ValueError with a message)."""
+    try:
+        open_store(settings.store, settings.data_dir)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from exc
+    check_state_url(settings.state_url)
+
+
+def build_store(settings: Settings, metrics: Metrics) -> DurableStore:
+    """The listener's DurableStore: rolls into DATA_DIR/raw, or for an s3 store into the outbox."""
+    store = open_store(settings.store, settings.data_dir)
+    uploader = None
+    raw_root = settings.raw_dir
+    if store.local_root is not None:
+        if settings.store:
+            raw_root = store.local_root / "raw"
+    else:
+        outbox = settings.data_dir / OUTBOX
+        raw_root = outbox / "raw"
+        uploader = Uploader(
+            store,
+            outbox,
+            backoff_max=settings.upload_backoff_max,
+            drain_seconds=settings.upload_drain_seconds,
+        )
+    return DurableStore(
+        settings.effective_wal_dir,
+        raw_root,
+        metrics,
+        roll_seconds=settings.roll_seconds,
+        roll_bytes=settings.roll_bytes,
+        max_wal_bytes=settings.wal_max_bytes,
+        uploader=uploader,
+        max_local_bytes=settings.local_max_bytes,
+    )

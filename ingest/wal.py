@@ -14,6 +14,7 @@ import fcntl
 import os
 import shutil
 import struct
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import orjson
 
 HEADER = struct.Struct("<II")
 SEGMENT_SUFFIX = ".wal"
+HOST_ID_FILE = "HOST_ID"
 
 
 def encode(record: dict[str, Any]) -> bytes:
@@ -51,6 +53,26 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def host_id(root: Path) -> str:
+    """A random id of this WAL root, made once and kept in it: two machines (two WAL roots) writing
+    to one bucket then never produce the same file name, whatever their clocks and random draws."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / HOST_ID_FILE
+    if not path.exists():
+        tmp = root / f".{HOST_ID_FILE}.{uuid.uuid4().hex}"
+        tmp.write_text(uuid.uuid4().hex[:8] + "\n")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # fails if a process starting at the same moment made one first
+            fsync_dir(root)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def segment_name(seq: int) -> str:

@@ -63,17 +63,19 @@ def open_session_dates(settings: Settings) -> set[date]:
     return out
 
 
-def build_raw_files_sensor(job: UnresolvedAssetJobDefinition | JobDefinition) -> SensorDefinition:
+def build_raw_files_sensor(
+    job: UnresolvedAssetJobDefinition | JobDefinition, settings: Settings
+) -> SensorDefinition:
     @sensor(
         name="raw_files_sensor",
         job=job,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=max(1, settings.raw_sensor_interval),
         default_status=DefaultSensorStatus.RUNNING,
         description="Indexes new raw files and requests every local date their events touch.",
     )
     def raw_files_sensor(context: SensorEvaluationContext, pipeline: PipelineSettings) -> Iterator:
         settings = pipeline.settings()
-        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+        index = RawIndex.of(settings)
         new = index.refresh()
         if not new:
             yield SkipReason("no new raw files")
@@ -102,7 +104,7 @@ def build_publish_sensor(
     @sensor(
         name="publish_sensor",
         job=job,
-        minimum_interval_seconds=max(30, int(settings.publish_interval)),
+        minimum_interval_seconds=max(1, int(settings.publish_interval)),
         default_status=DefaultSensorStatus.RUNNING,
         description="Publishes once no work run is queued or running and work changed since the last "
         "publish, so a backfill of many dates publishes once.",
@@ -128,10 +130,10 @@ def build_nightly_schedule(
     @schedule(
         name="nightly_previous_day",
         job=job,
-        cron_schedule="0 2 * * *",
+        cron_schedule=settings.nightly_cron,
         execution_timezone=settings.timezone,
         default_status=DefaultScheduleStatus.RUNNING,
-        description="02:00 local time: (re)materialize the previous local day.",
+        description=f"{settings.nightly_cron} (local time): (re)materialize the previous local day.",
     )
     def nightly(context: ScheduleEvaluationContext) -> RunRequest:
         when = context.scheduled_execution_time.astimezone(ZoneInfo(settings.timezone))

@@ -132,7 +132,7 @@ def station_minutes_for_day(settings: Settings, index: RawIndex, day: date) -> P
 def materialize_day(settings: Settings, day: date, index: RawIndex | None = None) -> dict[str, Path]:
     """All work tables of one day (the CLI and tests use this; Dagster runs the three steps as assets)."""
     pseudo = Pseudonymizer(load_master_key(settings), settings.pseudonym_period, settings.pseudonym_scope)
-    index = index or RawIndex(settings.data_dir, settings.clock_skew_minutes)
+    index = index or RawIndex.of(settings)
     index.refresh()
     paths = {
         "sessions": sessions_for_day(settings, index, day, pseudo),

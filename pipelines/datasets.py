@@ -52,12 +52,17 @@ def _registry_table(registry: dict[str, RegistryStation]) -> pa.Table:
     )
 
 
-def _raw_station_facts(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+def _raw_station_facts(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """`boots` (last vendor/model per station) and `seen` (first/last receipt) from the raw zone."""
+    from pipelines.raw_index import RawIndex
     from pipelines.raw_reader import register_view
 
+    # Through the index, so that a remote store's files are listed there and read from the cache.
+    index = RawIndex.of(settings)
+    index.refresh()
+
     def files(table: str) -> list[Path]:
-        return sorted((data_dir / "raw" / table).glob("date=*/*.parquet"))
+        return index.all_files(table)
 
     cols = (
         "received_at",
@@ -119,7 +124,7 @@ def build_datasets(
     _work(con, data_dir, "availability", AVAILABILITY_SCHEMA, days)
     _work(con, data_dir, "station_minutes", MINUTES_SCHEMA, days)
     _connectors(con, data_dir)
-    _raw_station_facts(con, data_dir)
+    _raw_station_facts(con, settings)
     k = int(settings.privacy_k)
     rm, re_kwh, rp = (
         int(settings.round_minutes),

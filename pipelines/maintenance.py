@@ -9,6 +9,11 @@ lost or doubled.
 
 Retention: after `raw_retention_days`, raw idTags (transaction_events.id_tag, id_token_extra) and
 frame texts (frames.text, quarantine.text) are replaced by keyed pseudonyms in place (same journal).
+
+With a remote store (`store` = s3://...) the same runs on the store's `raw/` keys: the inputs are fetched
+into DATA_DIR/cache, the output is written there and uploaded, and only once the store confirms it are the
+input objects deleted. The journal (still local, naming keys and the store) makes an interrupted run
+finish the same way. Listeners only ever add new names, so a file uploaded meanwhile is left alone.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ import pyarrow.parquet as pq
 
 from ingest.schema import TABLES
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import Store, store_for
 from ocpp_opendata.settings import Settings
 from pipelines.privacy import Pseudonymizer, load_master_key
-from pipelines.storage import MAX_ROW_GROUP
+from pipelines.storage import MAX_ROW_GROUP, RAW_PREFIX, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +91,34 @@ def _finish(journal: Path) -> int:
     return removed
 
 
-def recover(data_dir: Path) -> int:
+def recover(data_dir: Path, store: Store | None = None) -> int:
+    """Finish interrupted rewrites: of the local raw zone, or (given a remote store) of that store's."""
     jdir = _journal_dir(data_dir)
     if not jdir.is_dir():
         return 0
-    return sum(_finish(j) for j in sorted(jdir.glob("*.json")))
+    done = 0
+    for journal in sorted(jdir.glob("*.json")):
+        of_store = json.loads(journal.read_text()).get("store")
+        if of_store is None and store is None:
+            done += _finish(journal)
+        elif store is not None and of_store == store.url:
+            done += _finish_store(journal, store, data_dir)
+    return done
+
+
+def _finish_store(journal: Path, store: Store, data_dir: Path) -> int:
+    """As `_finish`, on store keys: inputs are deleted only when the output object is there."""
+    entry = json.loads(journal.read_text())
+    out = entry["output"]
+    removed = 0
+    if store.exists(out):
+        for key in entry["inputs"]:
+            if key != out and store.exists(key):
+                store.delete(key)
+                removed += 1
+            (cache_root(data_dir) / key).unlink(missing_ok=True)
+    journal.unlink()
+    return removed
 
 
 def _rewrite(data_dir: Path, part: Path, inputs: list[Path], table: pa.Table, prefix: str) -> int:
@@ -125,18 +154,99 @@ def redact_partition(data_dir: Path, table: str, part: Path, pseudo: Pseudonymiz
         return False
     schema = TABLES[table].schema
     tbl = pa.concat_tables([pq.read_table(f).select(schema.names).cast(schema) for f in files])
+    _rewrite(data_dir, part, files, _sorted(_redacted(tbl, table, pseudo)), REDACTED_PREFIX)
+    return True
+
+
+def _redacted(tbl: pa.Table, table: str, pseudo: Pseudonymizer) -> pa.Table:
     for col in PERSONAL_COLUMNS[table]:
         values = tbl[col].to_pylist()
         cache: dict[str, str] = {}
         red = [None if v is None else cache.setdefault(v, pseudo.raw_text(v)) for v in values]
         tbl = tbl.set_column(tbl.schema.get_field_index(col), col, pa.array(red, pa.string()))
-    _rewrite(data_dir, part, files, _sorted(tbl), REDACTED_PREFIX)
-    return True
+    return tbl
+
+
+def _read_keys(store: Store, data_dir: Path, table: str, keys: list[str]) -> pa.Table:
+    schema = TABLES[table].schema
+    tables = []
+    for key in keys:
+        local = cache_root(data_dir) / key
+        info = store.info(key)
+        if info is None:
+            raise FileNotFoundError(f"{store.url}/{key} vanished during maintenance")
+        if not (local.exists() and local.stat().st_size == info.size):
+            store.get_file(key, local)
+        tables.append(pq.read_table(local).select(schema.names).cast(schema))
+    return pa.concat_tables(tables)
+
+
+def _rewrite_store(
+    store: Store, data_dir: Path, part: str, keys: list[str], table: pa.Table, prefix: str
+) -> int:
+    """`_rewrite` on store keys: journal, write and upload the output, then delete the inputs."""
+    digest = hashlib.sha256("\n".join(sorted(k.rsplit("/", 1)[1] for k in keys)).encode()).hexdigest()[:16]
+    out = f"{part}/{prefix}{digest}.parquet"
+    jdir = _journal_dir(data_dir)
+    jdir.mkdir(parents=True, exist_ok=True)
+    table_name, day = part.split("/")[1:3]
+    journal = jdir / f"{table_name}-{day}-{digest}.json"
+    journal.write_text(json.dumps({"store": store.url, "output": out, "inputs": keys}))
+    _fsync_dir(jdir)
+    local = cache_root(data_dir) / out
+    local.parent.mkdir(parents=True, exist_ok=True)
+    _write(table, local)
+    store.put_file(local, out)
+    return _finish_store(journal, store, data_dir)
+
+
+def _maintain_store(
+    settings: Settings, store: Store, today: date, grace_days: int, report: MaintenanceReport
+) -> MaintenanceReport:
+    data_dir = settings.data_dir
+    pseudo: Pseudonymizer | None = None
+    for table in TABLES:
+        parts: dict[str, list[str]] = {}
+        for obj in store.list(f"{RAW_PREFIX}/{table}"):
+            pieces = obj.key.split("/")
+            if len(pieces) == 4 and pieces[2].startswith("date=") and pieces[3].endswith(".parquet"):
+                parts.setdefault("/".join(pieces[:3]), []).append(obj.key)
+        for part, keys in sorted(parts.items()):
+            try:
+                day = date.fromisoformat(part.rsplit("date=", 1)[1])
+            except ValueError:
+                continue
+            if day > today - timedelta(days=grace_days):
+                continue
+            keys.sort()
+            names = [k.rsplit("/", 1)[1] for k in keys]
+            if table in PERSONAL_COLUMNS and day <= today - timedelta(days=settings.raw_retention_days):
+                if all(n.startswith(REDACTED_PREFIX) for n in names):
+                    continue
+                pseudo = pseudo or Pseudonymizer(load_master_key(settings))
+                tbl = _redacted(_read_keys(store, data_dir, table, keys), table, pseudo)
+                _rewrite_store(store, data_dir, part, keys, _sorted(tbl), REDACTED_PREFIX)
+                report.redacted_partitions += 1
+                continue
+            if len(keys) <= 1:
+                continue
+            tbl = _read_keys(store, data_dir, table, keys)
+            removed = _rewrite_store(store, data_dir, part, keys, _sorted(tbl), COMPACTED_PREFIX)
+            if removed:
+                report.compacted_partitions += 1
+                report.files_removed += removed
+    log.info("raw maintenance", extra=fields(store=store.url, **report.__dict__))
+    return report
 
 
 def maintain_raw(settings: Settings, today: date, grace_days: int = 2) -> MaintenanceReport:
     """Compact every receipt date older than `grace_days`; redact personal data past retention."""
     data_dir = settings.data_dir
+    store = store_for(settings)
+    if store.is_remote:
+        return _maintain_store(
+            settings, store, today, grace_days, MaintenanceReport(files_removed=recover(data_dir, store))
+        )
     report = MaintenanceReport(files_removed=recover(data_dir))
     pseudo: Pseudonymizer | None = None
     for table in TABLES:

@@ -7,6 +7,12 @@ rename it into place → point `published/current` at it (a new symlink at a tem
 os.replace). A failing blocking check deletes the
 staging folder and raises: the previous release stays online. A partition failing a quality check
 keeps its previous version, and the manifest says so.
+
+With a remote store (`store` = s3://...), the release is built and checked in DATA_DIR/published exactly
+so, then uploaded to `published/releases/<id>/` (datapackage.json last: its presence marks a complete
+upload), each object confirmed by its size; only then does one small PUT of `published/CURRENT` switch
+readers over. A failed upload leaves CURRENT where it was. The previous release, which incremental reuse
+links from, is the store's current one, downloaded when this machine lacks it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import Store, mirror, store_for
 from ocpp_opendata.settings import Settings
 from pipelines import checks, reconcile
 from pipelines.daily import connect
@@ -38,6 +45,7 @@ from pipelines.published_schema import (
     CURRENT_LINK,
     DATAPACKAGE_FILENAME,
     DATASETS,
+    DATASETS_DIRNAME,
     DCAT_FILENAME,
     MANIFEST_FILENAME,
     PARQUET_MEDIA_TYPE,
@@ -50,7 +58,14 @@ from pipelines.published_schema import (
     published_root,
 )
 from pipelines.raw_index import RawIndex
-from pipelines.storage import write_parquet
+from pipelines.storage import (
+    prune_store_releases,
+    read_current,
+    release_prefix,
+    switch_store_current,
+    upload_release,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +353,40 @@ def prune_releases(root: Path, keep: int) -> list[str]:
     return removed
 
 
+def build_base(settings: Settings, store: Store) -> Path:
+    """The folder whose published/ holds the releases built here: the local store's root (DATA_DIR by
+    default), or DATA_DIR as the build area of a remote store."""
+    if settings.store and store.local_root is not None:
+        return store.local_root
+    return settings.data_dir
+
+
+def _store_previous(store: Store, base: Path) -> Path | None:
+    """The store's current release, as a local folder (its manifest and partitions fetched if missing)."""
+    release_id = read_current(store)
+    if release_id is None:
+        return None
+    local = published_root(base) / RELEASES_DIRNAME / release_id
+    if not (local / MANIFEST_FILENAME).exists():
+        # Only what incremental reuse links from; the downloads and catalog are rebuilt anyway.
+        mirror(store, f"{release_prefix(release_id)}/{DATASETS_DIRNAME}", base)
+        store.get_file(f"{release_prefix(release_id)}/{MANIFEST_FILENAME}", local / MANIFEST_FILENAME)
+    return local
+
+
+def _ship(store: Store, root: Path, final: Path, keep: int) -> list[str]:
+    """Upload a checked release and switch the store's CURRENT to it; prune old releases in the store.
+
+    Locally only the current release stays: it is the base of the next incremental build."""
+    sent = upload_release(store, final, DATAPACKAGE_FILENAME)
+    switch_store_current(store, final.name)
+    switch_current(root, final.name)
+    removed = prune_store_releases(store, keep, final.name, DATAPACKAGE_FILENAME)
+    prune_releases(root, 1)
+    log.info("uploaded release", extra=fields(release=final.name, store=store.url, bytes=sent))
+    return removed
+
+
 def _touched_dates(entry: dict[str, Any]) -> list[date]:
     """Local dates of a dataset's partitions that are new or changed in this release."""
     return sorted(date.fromisoformat(p) for p in entry["added"] + entry["changed"])
@@ -347,11 +396,13 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
     """Build, check and switch in a new release. Raises PseudonymKeyError or PrivacyCheckError."""
     load_master_key(settings)  # refuse early: nothing is published without a pseudonym key
     now = now or datetime.now(UTC)
-    root = published_root(settings.data_dir)
+    store = store_for(settings)
+    base = build_base(settings, store)
+    root = published_root(base)
     (root / RELEASES_DIRNAME).mkdir(parents=True, exist_ok=True)
     release_id = new_release_id(now)
     staging = root / RELEASES_DIRNAME / f".staging-{release_id}"
-    prev = current_release_dir(settings.data_dir)
+    prev = _store_previous(store, base) if store.is_remote else current_release_dir(base)
     prev_manifest = _previous_manifest(prev)
     prev_files = {
         f["path"]: f["hash"] for e in prev_manifest.get("datasets", {}).values() for f in e.get("files", [])
@@ -416,7 +467,7 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             },
         }
         _dump(staging / MANIFEST_FILENAME, manifest)
-        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+        index = RawIndex.of(settings)
         index.refresh()
         matcher = checks.forbidden_tokens(
             index.seen_tags(), [s for s, st in built.registry.items() if not st.public]
@@ -444,8 +495,11 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    switch_current(root, release_id)
-    removed = prune_releases(root, settings.releases_kept)
+    if store.is_remote:
+        removed = _ship(store, root, final, settings.releases_kept)
+    else:
+        switch_current(root, release_id)
+        removed = prune_releases(root, settings.releases_kept)
     log.info(
         "published release",
         extra=fields(release=release_id, previous=manifest["previous_release_id"], pruned=len(removed)),
@@ -454,7 +508,7 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
 
 
 def published_dates(settings: Settings) -> list[date]:
-    cur = current_release_dir(settings.data_dir)
+    cur = current_release_dir(build_base(settings, store_for(settings)))
     if cur is None:
         return []
     m = _previous_manifest(cur)

@@ -3,10 +3,17 @@
 Raw files are partitioned by *receipt* date; an offline charger's replayed queue or a backfill puts
 old events into new files. The index records, per file, the range of corrected event times (see
 `raw_reader.event_time_sql`), so late data re-materializes exactly the dates it touches.
+
+The raw zone is DATA_DIR/raw, or the `raw/` keys of the shared store (`store` setting). A remote store is
+listed, and the files a step reads are fetched into DATA_DIR/cache/raw (DuckDB here cannot read S3): raw
+files are immutable, so a cached copy of the listed size is the object. The index then records the cached
+paths; a file is fetched again if the cache lost it, and copies unused for `CACHE_IDLE_SECONDS` or whose
+object is gone (compacted) are removed.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -14,14 +21,17 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.schema import TABLES
+from ocpp_opendata.objectstore import Store, store_for
 from pipelines.raw_reader import clock_corrected_sql, event_time_sql
 from pipelines.seen_tags import TAG_TABLES, tags_of_files
+from pipelines.storage import RAW_PREFIX, cache_root
 
 INDEX_FILENAME = "raw_index.sqlite"
 # Tables whose rows carry the charger's own event time and feed the datasets.
@@ -29,6 +39,10 @@ EVENT_TABLES = ("status_notifications", "transaction_events", "meter_values")
 # Small tables whose per-connection event spans tell a replay from real time (availability).
 SPAN_TABLES = ("status_notifications", "transaction_events")
 CLOCK_TABLES = frozenset(t.name for t in TABLES.values() if "timestamp" in t.column_names)
+# Cached copies of remote raw files unused this long are removed (a day's runs reuse them meanwhile;
+# runs touch what they read, so a copy in use is never idle).
+CACHE_IDLE_SECONDS = 24 * 3600
+_PRUNE_EVERY_SECONDS = 600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -80,8 +94,14 @@ def _ts(us: int | None) -> datetime | None:
 class RawIndex:
     """SQLite file under DATA_DIR/state/pipeline; safe for one writer at a time (sensor or run)."""
 
-    def __init__(self, data_dir: Path, clock_skew_minutes: float = 5.0) -> None:
-        self.raw_root = data_dir / "raw"
+    def __init__(self, data_dir: Path, clock_skew_minutes: float = 5.0, store: Store | None = None) -> None:
+        # A remote store's files are read from their cached copies; a local one's where they are.
+        self.store = store if store is not None and store.is_remote else None
+        self.cache = cache_root(data_dir)
+        if self.store is not None:
+            self.raw_root = self.cache / RAW_PREFIX
+        else:
+            self.raw_root = (store.local_root if store is not None else data_dir) / RAW_PREFIX  # type: ignore[operator]
         self.path = data_dir / "state" / "pipeline" / INDEX_FILENAME
         self.skew = clock_skew_minutes
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +113,15 @@ class RawIndex:
         with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
             yield db
 
+    @classmethod
+    def of(cls, settings: Any) -> RawIndex:
+        """The index of the raw zone the settings name (DATA_DIR/raw or the shared store's)."""
+        store = store_for(settings) if settings.store else None
+        return cls(settings.data_dir, settings.clock_skew_minutes, store)
+
     def _listing(self) -> dict[str, tuple[str, str, int, int]]:
+        if self.store is not None:
+            return self._store_listing(self.store)
         found: dict[str, tuple[str, str, int, int]] = {}
         for table in TABLES:
             base = self.raw_root / table
@@ -105,6 +133,17 @@ class RawIndex:
                         continue  # a writer's temporary file
                     st = f.stat()
                     found[str(f)] = (table, part.name[5:], st.st_size, st.st_mtime_ns)
+        return found
+
+    def _store_listing(self, store: Store) -> dict[str, tuple[str, str, int, int]]:
+        found: dict[str, tuple[str, str, int, int]] = {}
+        for obj in store.list(RAW_PREFIX):
+            parts = obj.key.split("/")
+            if len(parts) != 4 or parts[1] not in TABLES or not parts[2].startswith("date="):
+                continue
+            if parts[3].startswith(".") or not parts[3].endswith(".parquet"):
+                continue
+            found[str(self.cache / obj.key)] = (parts[1], parts[2][5:], obj.size, obj.mtime_ns)
         return found
 
     def refresh(self) -> list[IndexedFile]:
@@ -120,10 +159,53 @@ class RawIndex:
         for path, (table, _day, size, mtime) in listing.items():
             if known.get(path) != (size, mtime):
                 todo.setdefault(table, []).append(path)
+        if self.store is not None:
+            for p in gone:
+                Path(p).unlink(missing_ok=True)
+            self._fetch([(p, listing[p][2]) for paths in todo.values() for p in paths])
+            self._prune_cache()
         added: list[IndexedFile] = []
         for table, paths in todo.items():
             added.extend(self._index_files(table, paths, listing))
         return added
+
+    def _fetch(self, files: list[tuple[str, int]]) -> None:
+        """Make sure each remote file has a full local copy, and mark it used (its mtime) for the pruning."""
+        if self.store is None:
+            return
+        for path, size in files:
+            local = Path(path)
+            try:
+                fresh = local.stat().st_size == size
+            except FileNotFoundError:
+                fresh = False
+            if fresh:
+                os.utime(local)
+            else:
+                self.store.get_file(local.relative_to(self.cache).as_posix(), local)
+
+    def _prune_cache(self) -> None:
+        """Remove cached raw copies idle for CACHE_IDLE_SECONDS (checked at most every ten minutes)."""
+        mark = self.cache / ".raw-pruned"
+        now = time.time()
+        try:
+            if now - mark.stat().st_mtime < _PRUNE_EVERY_SECONDS:
+                return
+        except FileNotFoundError:
+            pass
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        for f in self.raw_root.glob("*/date=*/*"):
+            try:
+                if now - f.stat().st_mtime > CACHE_IDLE_SECONDS:
+                    f.unlink()
+            except FileNotFoundError:
+                continue
+
+    def _local(self, rows: list[tuple[str, int]]) -> list[Path]:
+        """The paths of indexed files, fetched into the cache first for a remote store."""
+        self._fetch(rows)
+        return [Path(r[0]) for r in rows]
 
     def _index_files(
         self, table: str, paths: list[str], listing: dict[str, tuple[str, str, int, int]]
@@ -239,24 +321,24 @@ class RawIndex:
         """Files of `table` with any event in [start, end), in a deterministic order."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT path FROM files WHERE tbl = ? AND rows > 0 AND min_event_us < ? AND max_event_us >= ?"
-                " ORDER BY path",
+                "SELECT path, size FROM files WHERE tbl = ? AND rows > 0 AND min_event_us < ?"
+                " AND max_event_us >= ? ORDER BY path",
                 (table, _us(end), _us(start)),
             ).fetchall()
-        return [Path(r[0]) for r in rows]
+        return self._local(rows)
 
     def files_received_before(self, table: str, before: datetime) -> list[Path]:
         with self._db() as db:
             rows = db.execute(
-                "SELECT path FROM files WHERE tbl = ? AND min_received_us < ? ORDER BY path",
+                "SELECT path, size FROM files WHERE tbl = ? AND min_received_us < ? ORDER BY path",
                 (table, _us(before)),
             ).fetchall()
-        return [Path(r[0]) for r in rows]
+        return self._local(rows)
 
     def all_files(self, table: str) -> list[Path]:
         with self._db() as db:
-            rows = db.execute("SELECT path FROM files WHERE tbl = ? ORDER BY path", (table,)).fetchall()
-        return [Path(r[0]) for r in rows]
+            rows = db.execute("SELECT path, size FROM files WHERE tbl = ? ORDER BY path", (table,)).fetchall()
+        return self._local(rows)
 
     def event_range(self, tables: tuple[str, ...] = EVENT_TABLES) -> tuple[datetime, datetime] | None:
         """Range of charger event times (tables without a charger clock only say when we received)."""

@@ -43,7 +43,7 @@ def instance_for_cli() -> Iterator[DagsterInstance]:
 
 
 def all_dates(settings: Settings) -> list[date]:
-    index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+    index = RawIndex.of(settings)
     index.refresh()
     rng = index.event_range()
     if rng is None:

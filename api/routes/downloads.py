@@ -1,7 +1,7 @@
 """Whole-dataset and per-partition downloads: Parquet from the published files, CSV streamed."""
 
 import datetime as dt
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 from api.catalog import quote
 from api.errors import ApiError
 from api.formats import CSV_MEDIA, UTF8_BOM, csv_stream
-from api.ranges import FileAnswer, open_release_file
+from api.ranges import FileAnswer, ServedFile, open_release_file
 from api.release import Release
 from api.routes.common import DatasetName
 from pipelines.published_schema import (
@@ -47,6 +47,12 @@ def _partition(rel: Release, ds: Dataset, date: str | None) -> str | None:
     return date
 
 
+def _present(rel: Release, target: Path) -> bool:
+    if rel.remote is not None:
+        return rel.remote.has(PurePosixPath(target.relative_to(rel.root)))
+    return target.exists()
+
+
 def register(router: APIRouter, release: Any) -> None:
     Rel = Annotated[Release, Depends(release)]
 
@@ -72,12 +78,16 @@ def register(router: APIRouter, release: Any) -> None:
             filename = f"{name}.parquet"
         else:
             target = partition_path(rel.root, name, None)
-            if not target.exists():
+            if not _present(rel, target):
                 target = rel.root / DOWNLOADS_DIRNAME / f"{name}.parquet"
             filename = f"{name}.parquet"
         relative = PurePosixPath(target.relative_to(rel.root))
-        opened = open_release_file(
-            rel.root, relative, f"file of dataset {name!r} not found in release {rel.id}"
+        missing = f"file of dataset {name!r} not found in release {rel.id}"
+        # A remote store's files are streamed from the store (ranges as asked), never copied here first.
+        opened: ServedFile = (
+            open_release_file(rel.root, relative, missing)
+            if rel.remote is None
+            else rel.remote.open(relative, missing)
         )
         metrics = request.app.state.metrics
         cache = (

@@ -13,6 +13,11 @@ from ocpp_opendata.settings import env_name
 
 @click.command()
 @settings_options(
+    "store",
+    "local_max_bytes",
+    "upload_backoff_max",
+    "upload_drain_seconds",
+    "state_url",
     "listen_host",
     "listen_port",
     "subprotocols",
@@ -32,12 +37,33 @@ from ocpp_opendata.settings import env_name
     "wal_dir",
     "wal_max_bytes",
     "strict",
+    "upstream",
+    "upstream_config",
+    "upstream_ca_file",
+    "upstream_offline",
+    "upstream_connect_timeout",
+    "upstream_answer_timeout",
+    "upstream_retry_seconds",
 )
 def listen(**options: Any) -> None:
-    """Run the OCPP listener (OCPP-J 1.6 and 2.0.1 over WebSocket) that writes the raw zone."""
+    """Run the OCPP listener (OCPP-J 1.6 and 2.0.1 over WebSocket) that writes the raw zone.
+
+    With --upstream it runs in proxy mode: chargers are relayed to an existing CSMS (docs/proxy.md).
+    """
+    from ingest.proxy.config import ProxyConfigError, load_upstreams
     from ingest.server import run_listener
+    from ingest.store import check_storage
 
     settings = settings_from(options)
+    try:
+        check_storage(settings)  # an unusable --store or --state-url is a usage error, not a crash later
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.upstream is not None or settings.upstream_config is not None:
+        try:
+            load_upstreams(settings)  # refuse a bad or unrelayable (profile 3) setup before listening
+        except ProxyConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
     sys.exit(run_listener(settings))
 
 

@@ -10,6 +10,7 @@ import click
 from ocpp_opendata.options import settings_from, settings_options
 
 _OPTIONS = (
+    "store",
     "timezone",
     "pipeline_start_date",
     "pseudonym_key_file",

@@ -11,6 +11,7 @@ from ocpp_opendata.options import settings_from, settings_options
 
 @click.command()
 @settings_options(
+    "store",
     "api_host",
     "api_port",
     "api_release_poll",

@@ -18,7 +18,9 @@ from ocpp_opendata.settings.api import ApiSettings
 from ocpp_opendata.settings.core import CoreSettings
 from ocpp_opendata.settings.listener import ListenerSettings
 from ocpp_opendata.settings.pipeline import PipelineSettings
+from ocpp_opendata.settings.proxy import ProxySettings
 from ocpp_opendata.settings.simulator import SimulatorSettings
+from ocpp_opendata.settings.storage import StorageSettings
 
 ENV_PREFIX = "OCPP_OPENDATA_"
 
@@ -32,7 +34,9 @@ class Settings(
     SimulatorSettings,
     PipelineSettings,
     ApiSettings,
+    ProxySettings,
     ListenerSettings,
+    StorageSettings,
     CoreSettings,
 ):
     def __post_init__(self) -> None:

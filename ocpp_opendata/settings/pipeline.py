@@ -50,6 +50,20 @@ class PipelineSettings:
     raw_retention_days: int = opt(
         90, "After this many days raw idTags and frame texts are replaced by keyed pseudonyms."
     )
+    pipeline_executor: str = opt(
+        "multiprocess",
+        "How a launched Dagster run executes its steps: 'multiprocess' (Dagster's default: one process per "
+        "step on the run's machine), 'in_process', or 'celery' (steps go to `dagster-celery` workers; broker "
+        "and result backend from DAGSTER_CELERY_BROKER_URL / DAGSTER_CELERY_BACKEND_URL).",
+        choices=("multiprocess", "in_process", "celery"),
+    )
+    celery_queue: str = opt(
+        "dagster", "Celery queue the pipeline's steps are sent to (workers listen on it)."
+    )
+    nightly_cron: str = opt(
+        "0 2 * * *", "Cron expression (local time) of the schedule that materializes the previous day."
+    )
+    raw_sensor_interval: int = opt(60, "Least time (s) between two evaluations of the raw files sensor.")
 
     @property
     def registry_path(self) -> Path:

@@ -46,7 +46,7 @@ def build_work_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefin
         except PseudonymKeyError as exc:
             raise Failure(str(exc), allow_retries=False) from exc
         pseudo = Pseudonymizer(key, settings.pseudonym_period, settings.pseudonym_scope)
-        index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+        index = RawIndex.of(settings)
         index.refresh()
         path = sessions_for_day(settings, index, _day(context), pseudo)
         tbl = pq.read_table(path, columns=["left_open"])
@@ -87,7 +87,7 @@ def _work_table(
 ) -> MaterializeResult:
     """Build one day's work table from a freshly refreshed raw index; report its path and row count."""
     settings = pipeline.settings()
-    index = RawIndex(settings.data_dir, settings.clock_skew_minutes)
+    index = RawIndex.of(settings)
     index.refresh()
     path = build(settings, index, _day(context))
     return MaterializeResult(metadata={"path": str(path), "rows": pq.read_metadata(path).num_rows})

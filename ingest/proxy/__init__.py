@@ -1,0 +1,1 @@
+"""Proxy mode: the listener relays each charger to the operator's CSMS and records both directions."""

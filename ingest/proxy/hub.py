@@ -1,0 +1,106 @@
+"""What every relayed connection shares: upstream settings, the WAL, local answers and the queue."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.http11 import Request
+
+from ingest.answers import Responder
+from ingest.auth import IdTagPolicy
+from ingest.handshake import HandshakeRefused
+from ingest.metrics import Metrics
+from ingest.processor import FrameProcessor
+from ingest.proxy.config import ProxyConfigError, Upstreams, load_upstreams
+from ingest.proxy.queue import ForwardQueue
+from ingest.store import DurableStore
+from ocpp_opendata.settings import Settings
+
+SOCKET_MAX_BYTES = 2**20
+
+
+class UpstreamUnavailable(Exception):
+    """The CSMS could not be reached; `status` is its HTTP answer when it refused the handshake."""
+
+    def __init__(self, why: str, status: int | None = None) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+class ProxyHub:
+    def __init__(
+        self, settings: Settings, store: DurableStore, metrics: Metrics, processor: FrameProcessor
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.processor = processor
+        self.upstreams: Upstreams = load_upstreams(settings)
+        self.store_and_forward = settings.upstream_offline == "store-and-forward"
+        # The queue also holds local 1.6 transaction ids, so local answers never collide with the CSMS's.
+        self.queue = ForwardQueue(settings.state_dir)
+        responder = Responder(
+            settings.heartbeat_interval,
+            IdTagPolicy(settings.authorize, settings.allowlist),
+            self.queue,  # type: ignore[arg-type]
+        )
+        self.local = FrameProcessor(
+            responder, metrics, max_frame_bytes=settings.max_frame_bytes, strict=False
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def connect(self, cp_id: str, subprotocols: list[str], request: Request | None) -> ClientConnection:
+        """Open the charger's upstream connection: same identity, subprotocols and credentials."""
+        upstream = self.upstreams.for_charger(cp_id)
+        if upstream is None:
+            raise UpstreamUnavailable("no upstream configured for this charge point", 404)
+        headers = request.headers if request is not None else None
+        try:
+            authorization = upstream.authorization(headers.get("Authorization") if headers else None)
+        except (ProxyConfigError, OSError) as exc:
+            raise UpstreamUnavailable(f"upstream credentials: {exc}") from exc
+        extra = {"Authorization": authorization} if authorization else {}
+        try:
+            return await connect(
+                upstream.url_for(cp_id),
+                subprotocols=subprotocols,  # type: ignore[arg-type]
+                additional_headers=extra,
+                user_agent_header=headers.get("User-Agent") if headers else None,
+                ssl=upstream.ssl_context(),
+                open_timeout=self.settings.upstream_connect_timeout,
+                max_size=SOCKET_MAX_BYTES,
+                compression=None,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            raise UpstreamUnavailable(f"CSMS answered the handshake with HTTP {status}", status) from exc
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise UpstreamUnavailable(f"CSMS unreachable: {exc or type(exc).__name__}") from exc
+
+    async def open_for(self, cp_id: str, request: Request, supported: list[str]) -> ClientConnection | None:
+        """At the charger's handshake: its upstream connection, None to go offline, or a refusal."""
+        offered = [
+            p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
+        subprotocols = [p for p in offered if p in supported] or supported
+        try:
+            return await self.connect(cp_id, subprotocols, request)
+        except UpstreamUnavailable as exc:
+            if exc.status in (401, 403, 404):
+                # The CSMS refused this charger: so do we, with the same status.
+                raise HandshakeRefused(
+                    exc.status, f"upstream CSMS refused the charger: {exc}", cp_id
+                ) from exc
+            if not self.store_and_forward:
+                raise HandshakeRefused(503, f"upstream CSMS unavailable: {exc}", cp_id) from exc
+            return None
+
+    def close(self) -> None:
+        self.queue.close()

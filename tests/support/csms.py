@@ -1,0 +1,284 @@
+"""An independent upstream CSMS for proxy tests: a central system built on the `ocpp` library.
+
+Run in its own process (`python -m tests.support.csms --port P --log FILE`). It assigns its own 1.6
+transaction ids (from --first-tx, continuing across restarts), answers idTag BLOCKED with Invalid
+and every other idTag with Accepted, optionally requires Basic auth (--password), and writes every
+frame it receives or sends to a JSONL log. `GET /control/remote-start/<cp>?id_tag=T` makes it send
+RemoteStartTransaction (1.6) or RequestStartTransaction (2.0.1) to that charger and returns the
+charger's answer as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import http
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """Every frame in and out, one JSON object per line, flushed at once (the test reads it live)."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = path.open("a", buffering=1)
+
+    def write(self, cp: str, direction: str, text: str) -> None:
+        self.handle.write(json.dumps({"cp": cp, "dir": direction, "text": text, "at": time.time()}) + "\n")
+
+
+class TxCounter:
+    def __init__(self, path: Path, first: int) -> None:
+        self.path = path
+        self.next = int(path.read_text()) if path.exists() else first
+
+    def take(self) -> int:
+        value = self.next
+        self.next += 1
+        self.path.write_text(str(self.next))
+        return value
+
+
+def _status(id_tag: str | None) -> str:
+    return "Invalid" if id_tag == "BLOCKED" else "Accepted"
+
+
+class Journaled:
+    journal: Journal
+
+    async def route_message(self, raw_msg: str) -> None:
+        self.journal.write(self.id, "in", raw_msg)  # type: ignore[attr-defined]
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _send(self, message: str) -> None:
+        self.journal.write(self.id, "out", message)  # type: ignore[attr-defined]
+        await super()._send(message)  # type: ignore[misc]
+
+
+class Central16(Journaled, ChargePoint16):
+    tx: TxCounter
+
+    @on("BootNotification")
+    async def boot(self, **_: Any) -> Any:
+        return result16.BootNotification(current_time=_now(), interval=300, status="Accepted")
+
+    @on("Heartbeat")
+    async def heartbeat(self, **_: Any) -> Any:
+        return result16.Heartbeat(current_time=_now())
+
+    @on("StatusNotification")
+    async def status(self, **_: Any) -> Any:
+        return result16.StatusNotification()
+
+    @on("Authorize")
+    async def authorize(self, id_tag: str, **_: Any) -> Any:
+        return result16.Authorize(id_tag_info={"status": _status(id_tag)})
+
+    @on("StartTransaction")
+    async def start_transaction(self, id_tag: str, **_: Any) -> Any:
+        return result16.StartTransaction(
+            transaction_id=self.tx.take(), id_tag_info={"status": _status(id_tag)}
+        )
+
+    @on("StopTransaction")
+    async def stop_transaction(self, id_tag: str | None = None, **_: Any) -> Any:
+        if id_tag is None:
+            return result16.StopTransaction()
+        return result16.StopTransaction(id_tag_info={"status": _status(id_tag)})
+
+    @on("MeterValues")
+    async def meter_values(self, **_: Any) -> Any:
+        return result16.MeterValues()
+
+    async def remote_start(self, id_tag: str) -> dict[str, Any]:
+        answer = await self.call(call16.RemoteStartTransaction(id_tag=id_tag, connector_id=1))
+        return {"status": answer.status}
+
+
+class Central201(Journaled, ChargePoint201):
+    @on("BootNotification")
+    async def boot(self, **_: Any) -> Any:
+        return result201.BootNotification(current_time=_now(), interval=300, status="Accepted")
+
+    @on("Heartbeat")
+    async def heartbeat(self, **_: Any) -> Any:
+        return result201.Heartbeat(current_time=_now())
+
+    @on("StatusNotification")
+    async def status(self, **_: Any) -> Any:
+        return result201.StatusNotification()
+
+    @on("Authorize")
+    async def authorize(self, id_token: dict[str, Any], **_: Any) -> Any:
+        return result201.Authorize(id_token_info={"status": _status(id_token.get("id_token"))})
+
+    @on("TransactionEvent")
+    async def transaction_event(self, id_token: dict[str, Any] | None = None, **_: Any) -> Any:
+        if id_token is None:
+            return result201.TransactionEvent()
+        return result201.TransactionEvent(id_token_info={"status": _status(id_token.get("id_token"))})
+
+    @on("MeterValues")
+    async def meter_values(self, **_: Any) -> Any:
+        return result201.MeterValues()
+
+    async def remote_start(self, id_tag: str) -> dict[str, Any]:
+        answer = await self.call(
+            call201.RequestStartTransaction(
+                id_token={"idToken": id_tag, "type": "ISO14443"}, remote_start_id=42
+            )
+        )
+        return {"status": answer.status}
+
+
+class Csms:
+    def __init__(self, journal: Journal, tx: TxCounter, password: str | None) -> None:
+        self.journal = journal
+        self.tx = tx
+        self.password = password
+        self.connected: dict[str, Central16 | Central201] = {}
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path == "/health":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if parts.path.startswith("/control/remote-start/"):
+            cp_id = unquote(parts.path.rsplit("/", 1)[1])
+            id_tag = parse_qs(parts.query).get("id_tag", ["REMOTE01"])[0]
+            cp = self.connected.get(cp_id)
+            if cp is None:
+                return connection.respond(http.HTTPStatus.NOT_FOUND, "not connected\n")
+            body = json.dumps(await cp.remote_start(id_tag)).encode()
+            return Response(200, "OK", Headers({"Content-Type": "application/json"}), body)
+        if self.password is not None:
+            cp_id = unquote(parts.path.rsplit("/", 1)[1])
+            expected = "Basic " + base64.b64encode(f"{cp_id}:{self.password}".encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        cp_id = unquote(urlsplit(ws.request.path).path.rsplit("/", 1)[1])
+        cp: Central16 | Central201
+        if ws.subprotocol == "ocpp2.0.1":
+            cp = Central201(cp_id, ws)
+        else:
+            cp = Central16(cp_id, ws)
+            cp.tx = self.tx
+        cp.journal = self.journal
+        self.connected[cp_id] = cp
+        with contextlib.suppress(Exception):
+            await cp.start()
+        if self.connected.get(cp_id) is cp:
+            del self.connected[cp_id]
+
+
+async def main(args: argparse.Namespace) -> None:
+    log = Path(args.log)
+    csms = Csms(Journal(log), TxCounter(log.with_suffix(".tx"), args.first_tx), args.password)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve(
+        csms.handler,
+        "127.0.0.1",
+        args.port,
+        subprotocols=["ocpp2.0.1", "ocpp1.6"],  # type: ignore[list-item]
+        process_request=csms.process_request,
+    ):
+        await stop.wait()
+
+
+# --- test side --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningCsms:
+    port: int
+    log: Path
+    password: str | None = None
+    first_tx: int = 7000
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    def start(self, timeout: float = 20.0) -> RunningCsms:
+        args = [sys.executable, "-m", "tests.support.csms", "--port", str(self.port), "--log", str(self.log),
+                "--first-tx", str(self.first_tx)]  # fmt: skip
+        if self.password is not None:
+            args += ["--password", self.password]
+        self.proc = subprocess.Popen(args, stderr=self.log.with_suffix(".stderr").open("ab"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"CSMS exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("CSMS did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def frames(self, cp: str | None = None, direction: str = "in") -> list[list[Any]]:
+        """Frames the CSMS received (or sent), parsed, in order."""
+        if not self.log.exists():
+            return []
+        out = []
+        for line in self.log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["dir"] == direction and (cp is None or entry["cp"] == cp):
+                out.append(json.loads(entry["text"]))
+        return out
+
+    def remote_start(self, cp: str, id_tag: str = "REMOTE01") -> dict[str, Any]:
+        url = f"http://127.0.0.1:{self.port}/control/remote-start/{cp}?id_tag={id_tag}"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return json.loads(resp.read())
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log", required=True)
+    parser.add_argument("--first-tx", type=int, default=7000)
+    parser.add_argument("--password")
+    asyncio.run(main(parser.parse_args()))
