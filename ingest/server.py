@@ -259,6 +259,7 @@ class Listener:
             compression=None,  # per-connection zlib state would cost ~100 KiB × 10,000 idle chargers
             ssl=self._ssl_context(),
             server_header="ocpp-opendata",
+            reuse_port=self.settings.reuse_port or None,
         ) as server:
             self.server = server
             log.info(

@@ -36,6 +36,7 @@ from ocpp_opendata.settings import env_name
     "roll_bytes",
     "wal_dir",
     "wal_max_bytes",
+    "reuse_port",
     "strict",
     "upstream",
     "upstream_config",

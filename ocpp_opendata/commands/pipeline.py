@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ocpp_opendata.objectstore import StoreError
 from ocpp_opendata.options import settings_from, settings_options
 
 _OPTIONS = (
@@ -54,6 +55,8 @@ def run_cmd(dates: tuple[str, ...], all_dates: bool, no_publish: bool, **options
         raise click.UsageError("give --date D (repeatable) or --all")
     try:
         chosen = runner.all_dates(settings) if all_dates else sorted({parse_day(d) for d in dates})
+    except StoreError as exc:
+        _store_unreachable(exc)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     try:
@@ -61,6 +64,8 @@ def run_cmd(dates: tuple[str, ...], all_dates: bool, no_publish: bool, **options
     except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except StoreError as exc:
+        _store_unreachable(exc)
     click.echo(f"materialized {len(summary.dates)} date(s)")
     if summary.release_id:
         click.echo(f"published release {summary.release_id}")
@@ -80,6 +85,8 @@ def publish_cmd(**options: Any) -> None:
     except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except StoreError as exc:
+        _store_unreachable(exc)
     click.echo(f"published release {summary.release_id}")
 
 
@@ -99,7 +106,16 @@ def compact_cmd(grace_days: int, **options: Any) -> None:
     except PseudonymKeyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except StoreError as exc:
+        _store_unreachable(exc)
     click.echo(
         f"compacted {report.compacted_partitions} partition(s), removed {report.files_removed} file(s), "
         f"redacted {report.redacted_partitions} partition(s)"
     )
+
+
+def _store_unreachable(exc: Exception) -> None:
+    # A store outage is transient: exit 1 (run it again later), not 2 (fix the command). Half-done work
+    # is safe to repeat: a release is switched by one pointer PUT, and compaction keeps a journal.
+    click.echo(f"error: the store could not be used: {exc}", err=True)
+    sys.exit(1)

@@ -48,6 +48,11 @@ class ListenerSettings:
     wal_max_bytes: int = opt(
         2 * 1024**3, "Local WAL disk cap; past it the listener stops acknowledging until it drains."
     )
+    reuse_port: bool = opt(
+        False,
+        "Open the port with SO_REUSEPORT, so that several listener processes on one machine share it "
+        "(the kernel spreads new connections over them).",
+    )
     strict: bool = opt(False, "Answer schema-invalid CALLs with a CallError instead of leniently.")
 
     @property

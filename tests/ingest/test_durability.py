@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -195,3 +196,37 @@ async def test_a_write_error_stops_acknowledging_and_health_says_so(tmp_path: Pa
     assert health_status == 503
     inbound = rows(running.data_dir, "frames", "direction = 'in'")
     assert len(inbound) == answered
+
+
+async def test_two_listener_processes_share_one_port_with_reuse_port_and_store_every_frame(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    a = make_listener(data, "--reuse-port", log_name="a.log").start()
+    b = make_listener(data, "--reuse-port", port=a.port, log_name="b.log").start()
+    try:
+        # The kernel spreads connections (and health checks) over both processes on the one port;
+        # the second one's start-up check may have been answered by the first, so wait for both.
+        seen: Counter[str] = Counter()
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
+            with urllib.request.urlopen(a.http + "/health", timeout=2) as resp:
+                seen[orjson.loads(resp.read())["instance"]] += 1
+            await asyncio.sleep(0.02)
+        assert len(seen) == 2, f"both processes answer on port {a.port}: {seen}"
+        acked = []
+
+        async def charge(cp: str) -> None:
+            async with raw_charger(a.url, cp) as charger:
+                for n in range(10):
+                    answer = await charger.send_text(meter_frame(cp, n))
+                    assert answer[0] == 3
+                    acked.append(answer[1])
+
+        await asyncio.gather(*(charge(f"RP-{i}") for i in range(12)))
+    finally:
+        assert a.stop() == 0 and b.stop() == 0
+    stored = [r["message_id"] for r in rows(data, "frames", "direction = 'in' AND action = 'MeterValues'")]
+    assert sorted(stored) == sorted(acked) and len(acked) == 120
+    writers = {p.name.rsplit("-", 1)[0] for p in (data / "raw" / "frames").glob("date=*/*.parquet")}
+    assert len(writers) == 2, "connections reached both processes"
