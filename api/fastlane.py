@@ -10,16 +10,21 @@ a kept release that is not open yet) goes to FastAPI unchanged, so validation er
 document and every other behaviour stay FastAPI's.
 
 Few threads on purpose: the answers are CPU-bound and the GIL is shared, so more threads than cores only
-add contention (DuckDB takes the GIL back to check for signals while it runs a query).
+add contention (DuckDB takes the GIL back to check for signals while it runs a query). The threads are the
+lane's own (`LanePool`) rather than an executor's: `run_in_executor` wraps every call in a
+concurrent.futures.Future with its own condition variable and chains it to an asyncio future through two
+callbacks, all on the GIL that the answers need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import queue
 import re
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +33,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import ApiError, error_response
+from api.middleware import BODY_HASH_KEY, hash_off_loop
 from api.release import Release, ReleaseManager
 from api.routes.common import RELEASE_ID_REGEX, RowsFormat, TableFormat
 from api.routes.datasets import MAX_LIMIT as ROWS_MAX_LIMIT
@@ -125,7 +131,7 @@ def grouped_call(rel: Release, kind: str, items: list[tuple[str, str]]) -> Calla
 class FastLane:
     """Answers plainly valid GETs of the hot routes itself; passes everything else to `app`."""
 
-    def __init__(self, app: ASGIApp, releases: ReleaseManager, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, app: ASGIApp, releases: ReleaseManager, pool: LanePool) -> None:
         self.app = app
         self.releases = releases
         self.pool = pool
@@ -160,23 +166,90 @@ class FastLane:
             return
         scope["route"] = SimpleNamespace(path=_template(rows is not None, path, release_id))
         try:
-            answer = await asyncio.get_running_loop().run_in_executor(self.pool, _leased, rel, call)
+            answer = await self.pool.run(rel, functools.partial(_hashed, call, scope))
         except ApiError as exc:
             answer = error_response(exc.status, exc.message, exc.headers)
         await answer(scope, receive, send)
 
 
-def new_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(LANE_THREADS, thread_name_prefix="api-lane")
+Job = tuple[Release, Callable[[], Response], asyncio.AbstractEventLoop, "asyncio.Future[Response]"]
 
 
-def _leased(rel: Release, call: Callable[[], Response]) -> Response:
-    """Runs `call` and then ends the lease, in the worker: even when the request was cancelled meanwhile,
-    the release stays open until its query is done."""
-    try:
-        return call()
-    finally:
-        rel.release()
+class LanePool:
+    """The lane's worker threads: each call runs on one of them and settles an asyncio future with a
+    single `call_soon_threadsafe`.
+
+    A call always ends the release's lease in the worker, even when the request was cancelled meanwhile:
+    the release stays open until its query is done.
+    """
+
+    def __init__(self, threads: int = LANE_THREADS) -> None:
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"api-lane_{i}", daemon=True) for i in range(threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def run(self, rel: Release, call: Callable[[], Response]) -> asyncio.Future[Response]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Response] = loop.create_future()
+        self._jobs.put((rel, call, loop, future))
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            rel, call, loop, future = job
+            try:
+                result, error = call(), None
+            except BaseException as exc:  # handed to the awaiting request, as an executor would
+                result, error = None, exc
+            finally:
+                rel.release()
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for the answer any more
+                loop.call_soon_threadsafe(_settle, future, result, error)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Stops the workers after the calls queued so far (or, with `cancel_futures`, after the ones
+        running now; the others are cancelled and their leases ended)."""
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    rel, _, loop, future = job
+                    rel.release()
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(future.cancel)
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for t in self._threads:
+                t.join()
+
+
+def _hashed(call: Callable[[], Response], scope: Scope) -> Response:
+    """`call`'s answer, with the hash of its body for the ETag (see `middleware.BODY_HASH_KEY`)."""
+    answer = call()
+    body = answer.body
+    if isinstance(body, bytes):
+        scope[BODY_HASH_KEY] = (body, hash_off_loop(body))
+    return answer
+
+
+def _settle(future: asyncio.Future[Response], result: Response | None, error: BaseException | None) -> None:
+    if future.cancelled():  # the client went away; the answer is dropped
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
+def new_pool() -> LanePool:
+    return LanePool(LANE_THREADS)
 
 
 def _template(is_rows: bool, path: str, release_id: str | None) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import io
+import threading
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -40,11 +42,33 @@ def rows_of(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
+# DuckDB 2 parses with a PEG parser: for a 100-row page that is about an eighth of DuckDB's time. A parsed
+# statement runs again, on any connection and with new parameters, so each SQL text is parsed once. The
+# texts are built from the catalogue's names and the number of filter values, never from values, so there
+# are few; the bound only guards against a client that walks through many column orders.
+STATEMENTS_MAX = 1024
+_statements: dict[str, Any] = {}
+_statements_lock = threading.Lock()
+
+
+def parsed(cur: Any, sql: str) -> Any:
+    """`sql` (one statement the API built, never a client's SQL) parsed, from the cache when seen before."""
+    found = _statements.get(sql)
+    if found is None:
+        (found,) = cur.extract_statements(sql)
+        with _statements_lock:
+            if len(_statements) >= STATEMENTS_MAX:
+                _statements.clear()
+            _statements[sql] = found
+    return found
+
+
 def page_rows(cur: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     """The rows of one statement as dicts (DuckDB's fetchall is faster than Arrow's to_pylist here)."""
-    result = cur.execute(sql, params)
+    result = cur.execute(parsed(cur, sql), params)
     names = [d[0] for d in result.description]
-    return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+    # Every row has exactly one value per column: zip's `strict` check would cost a fifth of this line.
+    return list(map(dict, map(zip, repeat(names), result.fetchall())))
 
 
 def page_total(
@@ -59,7 +83,7 @@ def page_total(
         return known
     if returned < limit and (returned > 0 or offset == 0):
         return offset + returned
-    (total,) = cur.execute(f"SELECT count(*) {source}", params).fetchall()[0]
+    (total,) = cur.execute(parsed(cur, f"SELECT count(*) {source}"), params).fetchall()[0]
     return int(total)
 
 

@@ -167,7 +167,8 @@ class AnswerCache:
                 if not message.get("more_body", False):
                     assert start is not None
                     timeless = _immutable(_header(start.get("headers", []), b"cache-control"))
-                    entry = self._finish(start, b"".join(chunks), path)
+                    body = b"".join(chunks)
+                    entry = self._finish(start, body, path, _known_hash(scope, body))
                     answered = _header(entry.headers, b"x-release") or b"-"
                     same = answered == (rid or "").encode() or path.startswith(
                         PINNED_PREFIX + answered.decode()
@@ -180,12 +181,12 @@ class AnswerCache:
 
         await self.app(scope, receive, capture)
 
-    def _finish(self, start: Message, body: bytes, path: str) -> Entry:
+    def _finish(self, start: Message, body: bytes, path: str, digest: bytes | None = None) -> Entry:
         status = start["status"]
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"etag"]
         etag = b""
         if status == 200:
-            etag = b'W/"' + body_hash(body) + b'"'
+            etag = b'W/"' + (digest or body_hash(body)) + b'"'
             headers.append((b"etag", etag))
         # A route that chose its own policy (content-addressed assets, live status) knows better than
         # the default, which only ties the answer to the release it came from.
@@ -235,6 +236,23 @@ def body_hash(body: bytes) -> bytes:
     for start in range(0, len(view), GIL_FREE_CHUNK):
         h.update(view[start : start + GIL_FREE_CHUNK])
     return h.hexdigest().encode()
+
+
+# Set by the fast lane: (body, digest) of its answer, hashed on its worker thread, where hashlib lets go
+# of the GIL and runs beside the event loop. Used only for exactly that body (not, say, a gzipped one).
+BODY_HASH_KEY = "api.body_hash"
+
+
+def hash_off_loop(body: bytes) -> bytes:
+    """The digest of `body_hash`, in one call: for worker threads, not the event loop."""
+    return hashlib.blake2b(body, digest_size=12).hexdigest().encode()
+
+
+def _known_hash(scope: Scope, body: bytes) -> bytes | None:
+    known = scope.get(BODY_HASH_KEY)
+    if known is not None and known[0] is body:
+        return known[1]  # type: ignore[no-any-return]
+    return None
 
 
 def _uncached(path: str) -> bool:
