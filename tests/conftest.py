@@ -1,4 +1,4 @@
-"""Fixtures shared by every test area: a real listener on a loopback port."""
+"""Fixtures shared by every test area: a real listener on a loopback port, a real S3 store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.listener import RunningListener, make_listener
+from tests.support.seaweed import SeaweedServer
 
 
 @pytest.fixture
@@ -19,3 +20,13 @@ def listener(tmp_path: Path) -> Iterator[RunningListener]:
     finally:
         if running.proc and running.proc.poll() is None:
             running.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """One real SeaweedFS S3 server for the session (started on first use); tests take a bucket each."""
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -105,8 +105,10 @@ class SeaweedServer:
             "-s3.port.lance=0",
             f"-filer.localSocket={self.root / 'filer.sock'}",
             f"-s3.localSocket={self.root / 's3.sock'}",
+            # Every bucket is a collection that grows about 7 volumes at its first write: the session's
+            # server holds a bucket per test, so it needs room for many volumes (sparse until written).
             "-master.volumeSizeLimitMB=64",
-            "-volume.max=16",
+            "-volume.max=400",
             # No internet here, and a test store has nothing to report.
             "-master.telemetry=false",
         ]

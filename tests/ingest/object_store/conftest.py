@@ -1,4 +1,4 @@
-"""One real SeaweedFS server per test module, a fresh bucket per test, listeners pointed at it."""
+"""Object-store tests of the listener: the session's SeaweedFS (tests/conftest.py), a bucket per test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,6 @@ from tests.support.listener import RunningListener, make_listener
 from tests.support.seaweed import SeaweedServer
 
 PREFIX = "fleet"  # the store is s3://<bucket>/fleet: keys below a prefix, as an operator would set it
-
-
-@pytest.fixture(scope="module")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
