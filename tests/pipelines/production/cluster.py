@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +26,9 @@ from tests.pipelines.helpers import write_registry
 from tests.pipelines.rawdata import RawZone
 
 REPO = Path(__file__).resolve().parents[3]
-BIN = Path(os.environ.get("VIRTUAL_ENV", "/work/venv")) / "bin"
+# The Dagster and Celery commands of the environment running the tests (not resolved: a venv's python
+# is a symlink to the base interpreter, whose folder has none of them).
+BIN = Path(sys.executable).parent
 PG_HOST = "127.0.0.1"
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 # Results return to the run worker over RabbitMQ too (the `redis` client is not a dependency).
