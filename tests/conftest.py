@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.listener import RunningListener, make_listener
+from tests.support.listener import RunningListener, kill_strays, make_listener
 from tests.support.seaweed import SeaweedServer
 
 
@@ -30,3 +30,9 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_listener_outlives_the_session() -> Iterator[None]:
+    yield
+    kill_strays()

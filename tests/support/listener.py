@@ -14,6 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Every listener a test started, so that none outlives the session when a test fails before its stop.
+STARTED: list[RunningListener] = []
+
+
+def kill_strays() -> None:
+    for running in STARTED:
+        if running.proc is not None and running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait(10)
+    STARTED.clear()
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -44,6 +55,7 @@ class RunningListener:
 
     def start(self, timeout: float = 20.0, ssl_context: ssl.SSLContext | None = None) -> RunningListener:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's life
+        STARTED.append(self)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ocpp_opendata.cli", "listen", *self.args],
             stdout=self._log,
