@@ -139,6 +139,8 @@ def deployment(base: Path, db: str, **settings: str) -> Deployment:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OCPP_OPENDATA_", "DAGSTER_"))}
     env.update(
         {
+            # `dagster-celery worker start` runs `celery` from PATH, which the venv may not be on.
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "DAGSTER_HOME": str(home),
             "DAGSTER_PG_HOST": PG_HOST,
             "DAGSTER_PG_DB": db,
