@@ -3,6 +3,7 @@ with `deploy/dagster.postgres.yaml`, `dagster-daemon` and `dagster-celery` worke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -110,6 +111,7 @@ class Deployment:
         for proc in reversed(self.procs):
             _stop(proc)
         self.procs.clear()
+        _kill_processes_of(self.home)
 
     def log(self, name: str) -> str:
         path = self.home / f"{name}.log"
@@ -127,6 +129,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+def _kill_processes_of(home: Path) -> None:
+    """Kill what the deployment's processes started outside their own process groups: code servers and
+    run workers launched by the daemon keep running (a run worker waiting for Celery results polls for
+    ever) and would eat the CPU of every later test. They are found by their DAGSTER_HOME."""
+    marker = f"DAGSTER_HOME={home}".encode()
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
+            continue
+        try:
+            environ = (proc_dir / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone already, or not ours to read
+        if marker in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(proc_dir.name), signal.SIGKILL)
 
 
 def deployment(base: Path, db: str, **settings: str) -> Deployment:
