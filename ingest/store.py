@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -40,16 +41,26 @@ from ocpp_opendata.settings import Settings
 
 log = logging.getLogger("ingest.store")
 ROLL_WORKER_NICENESS = 10
+ORPHAN_CHECK_SECONDS = 1.0
 
 
-def _yield_the_cpu() -> None:
-    """Run the roll worker at a lower priority: rolling can wait a little, acknowledgements cannot.
+def _roll_worker_setup() -> None:
+    """Prepare the roll worker process: a lower priority, and an end when the listener is gone.
 
-    On a busy machine the kernel then gives the event loop's process the CPU first, so converting a
-    segment to Parquet does not show up in the ack latency's tail.
+    Lower priority: rolling can wait a little, acknowledgements cannot; on a busy machine the kernel
+    then gives the event loop's process the CPU first. The watchdog: a worker of a listener killed with
+    `kill -9` would otherwise wait on its task queue for ever (the next start recovers the WAL itself).
     """
     with contextlib.suppress(OSError):
         os.nice(ROLL_WORKER_NICENESS)
+    parent = os.getppid()
+
+    def exit_when_orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=exit_when_orphaned, name="orphan-watchdog", daemon=True).start()
 
 
 OUTBOX = "outbox"  # below DATA_DIR: rolled files awaiting upload to an s3 store, keyed as in the store
@@ -123,7 +134,7 @@ class DurableStore:
             self.uploader.start()  # uploads what a previous process left in the outbox, too
         # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
         self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_yield_the_cpu
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_roll_worker_setup
         )
         self._tasks = [
             asyncio.create_task(self._writer(), name="wal-writer"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import urllib.request
 from collections import Counter
@@ -230,3 +231,46 @@ async def test_two_listener_processes_share_one_port_with_reuse_port_and_store_e
     assert sorted(stored) == sorted(acked) and len(acked) == 120
     writers = {p.name.rsplit("-", 1)[0] for p in (data / "raw" / "frames").glob("date=*/*.parquet")}
     assert len(writers) == 2, "connections reached both processes"
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+async def test_the_roll_worker_ends_with_a_listener_killed_with_kill_9(tmp_path: Path) -> None:
+    running = make_listener(tmp_path / "data", "--roll-seconds", "0.2").start()
+    assert running.proc is not None
+    stop = asyncio.Event()
+
+    async def keep_sending() -> None:
+        with contextlib.suppress(websockets.ConnectionClosed, OSError):
+            async with raw_charger(running.url, "ORPHAN-1") as charger:
+                for n in itertools.count():
+                    if stop.is_set():
+                        return
+                    await charger.send_text(meter_frame("ORPHAN-1", n))
+
+    sender = asyncio.create_task(keep_sending())
+    deadline = time.monotonic() + 20
+    while not (workers := _children(running.proc.pid)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # the worker process starts with the first roll
+    assert workers, "the listener started a roll worker"
+    await asyncio.sleep(1.5)  # rolls every 0.2 s under load: the kill lands in or between rolls
+    running.kill()
+    stop.set()
+    await sender
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "no roll worker outlives its listener"
