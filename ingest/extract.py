@@ -7,6 +7,8 @@ ack path therefore does no row building at all.
 Record shapes (orjson in the WAL):
 - exchange: {"k": "x", "cp", "conn", "v", "in": [seq, at_us, text, length, validation_error,
   quarantine_reason, quarantine_detail, sha256], "out": [seq, at_us, text] | None, "f": facts | None}
+  validation_error is the text, null (valid), or true: not validated yet, done here
+  (`NOT_YET_VALIDATED`, proxy mode, which relays before it validates).
 - connection: {"k": "c", "row": {connections columns, received_at as µs since the epoch}}
 
 Proxy mode (ingest/proxy, docs/proxy.md) adds:
@@ -30,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from ingest.actions import settled_validation_error
 from ingest.coerce import as_float, as_int, as_object, as_text
 from ingest.ocppj import CALL, read_frame
 from ingest.sampled_values import read_sampled_value
@@ -99,6 +102,8 @@ def _exchange(rec: dict[str, Any], rows: Rows) -> None:
     frame = read_frame(text) if q_reason not in ("oversized", "binary_frame") else None
     message_id = frame.message_id if frame else None
     action = frame.action if frame else None
+    if frame is not None:
+        verr = settled_validation_error(verr, rec["v"], action, frame.payload)
     if action is None:
         action = rec.get("act")
     rows["frames"].append(
@@ -197,7 +202,9 @@ def _proxied(rec: dict[str, Any], rows: Rows) -> None:
         return
     at_us, text, verr, _mid, action_version = call
     try:
-        _derive({**base, "received_at": from_us(at_us)}, read_frame(text), action_version, verr,
+        frame = read_frame(text)
+        verr = settled_validation_error(verr, rec["v"], frame.action, frame.payload)
+        _derive({**base, "received_at": from_us(at_us)}, frame, action_version, verr,
                 rec.get("f") or {}, rows)  # fmt: skip
     except Exception:
         # As for exchanges: the frames are kept; the typed rows can be derived again once fixed.

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.actions import resolve_action, validation_error
+from ingest.actions import NOT_YET_VALIDATED, resolve_action, validation_error
 from ingest.answers import Responder, Unintelligible
 from ingest.metrics import Metrics
 from ingest.ocppj import (
@@ -121,7 +121,9 @@ class FrameProcessor:
 
         None when the frame is unreadable, oversized or binary: `process` answers those locally,
         exactly as in standalone mode, and they never reach the CSMS. The CSMS, not the listener,
-        decides about a schema-invalid CALL, so it is relayed with its validation error recorded.
+        decides about a schema-invalid CALL, so it is relayed unvalidated: the record says
+        NOT_YET_VALIDATED and the segment's roll records the validation error. That keeps schema
+        validation (~40 µs per MeterValues, a sixth of the proxy's CPU per exchange) off the relay path.
         """
         if isinstance(message, bytes):
             return None
@@ -147,7 +149,7 @@ class FrameProcessor:
             else:
                 if action_version != ctx.version:
                     record["av"] = action_version
-                record["in"][4] = validation_error(action_version, action, frame.payload)
+                record["in"][4] = NOT_YET_VALIDATED
         self.metrics.frames[("in", action)] += 1
         return record, frame
 

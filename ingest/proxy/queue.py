@@ -144,7 +144,7 @@ class ForwardQueue:
     async def exists(self, charge_point_id: str, transaction_id: int) -> bool:
         return (
             self.is_local(charge_point_id, transaction_id)
-            or (charge_point_id, transaction_id) in self._reverse
+            or self.local_id(charge_point_id, transaction_id) is not None
         )
 
     def is_local(self, charge_point_id: str, transaction_id: int) -> bool:
@@ -161,11 +161,32 @@ class ForwardQueue:
     async def map(self, cp: str, local: int, csms: int) -> None:
         await asyncio.to_thread(self._map, cp, local, csms)
 
+    # Several listener processes behind one port (--reuse-port) share this database, and a charger may
+    # reconnect to another one than the process that learnt its mapping: a miss asks the database.
+    # Misses are rare (only ids this proxy answered locally, or a CSMS RemoteStop), so the hot path
+    # stays a dict lookup.
+
     def csms_id(self, cp: str, local: int) -> int | None:
-        return self._mapping.get((cp, local))
+        found = self._mapping.get((cp, local))
+        if found is None:
+            found = self._lookup("SELECT local_id, csms_id FROM local_ids WHERE charge_point_id = ?"
+                                 " AND local_id = ? AND csms_id IS NOT NULL", cp, local, 1)  # fmt: skip
+        return found
 
     def local_id(self, cp: str, csms: int) -> int | None:
-        return self._reverse.get((cp, csms))
+        found = self._reverse.get((cp, csms))
+        if found is None:
+            found = self._lookup("SELECT local_id, csms_id FROM local_ids WHERE charge_point_id = ?"
+                                 " AND csms_id = ?", cp, csms, 0)  # fmt: skip
+        return found
+
+    def _lookup(self, sql: str, cp: str, value: int, column: int) -> int | None:
+        with self._lock:
+            row = self._db.execute(sql, (cp, value)).fetchone()
+        if row is None:
+            return None
+        self._remember(cp, row[0], row[1])
+        return row[column]
 
     def close(self) -> None:
         self._db.close()

@@ -18,11 +18,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection
+from picows.websockets import ClientConnection
+from picows.websockets.exceptions import ConnectionClosed as UpstreamClosed
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed as ChargerClosed
 
-from ingest.actions import resolve_action
+from ingest.actions import resolve_action, settled_validation_error
 from ingest.ocppj import CALL, call_result, read_frame
 from ingest.processor import ConnectionContext, now_us
 from ingest.proxy.facts import (
@@ -40,6 +41,8 @@ from ocpp_opendata.logs import fields
 
 log = logging.getLogger("ingest.proxy")
 
+# The charger side runs on `websockets`, the CSMS side on picows (see hub.py): either may close.
+ConnectionClosed = (ChargerClosed, UpstreamClosed)
 CLOSE_UPSTREAM_LOST = 1013  # "try again later": the charger reconnects, and keeps its queue meanwhile
 
 
@@ -49,10 +52,10 @@ class PendingCall:
     action_version: str | None
     received_at: int
     text: str  # as forwarded
-    validation_error: str | None
+    validation_error: str | bool | None  # bool: NOT_YET_VALIDATED
     derive_here: bool
     seq: int
-    timer: asyncio.TimerHandle | None = None
+    deadline: float = 0.0  # loop time by which the CSMS must have answered
 
 
 class Relay:
@@ -71,7 +74,7 @@ class Relay:
         self.lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._upstream_back = asyncio.Event()
+        self._deadline_timer: asyncio.TimerHandle | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -86,15 +89,17 @@ class Relay:
                 await limiter.take()
                 await self._from_charger(message)
         finally:
+            # The charger left: the upstream connection ends with it, which is no "upstream lost"
+            # (the reader's cleanup would otherwise log it and apply the offline mode).
+            upstream, self.upstream = self.upstream, None
             for task in (self._supervisor, self._reader):
                 if task is not None:
                     task.cancel()
-            for pending in self.pending.values():
-                if pending.timer is not None:
-                    pending.timer.cancel()
-            if self.upstream is not None:
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+            if upstream is not None:
                 with contextlib.suppress(Exception):
-                    await self.upstream.close()
+                    await upstream.close()
 
     def _start_supervisor(self) -> None:
         if self._supervisor is None or self._supervisor.done():
@@ -162,10 +167,10 @@ class Relay:
         pending = PendingCall(
             action, action_version, record["in"][1], forward, record["in"][4], derive_here, record["in"][0]
         )
-        pending.timer = asyncio.get_running_loop().call_later(
-            self.hub.settings.upstream_answer_timeout, self._answer_timed_out, mid
-        )
+        pending.deadline = asyncio.get_running_loop().time() + self.hub.settings.upstream_answer_timeout
         self.pending[mid] = pending
+        if self._deadline_timer is None:
+            self._arm_deadline_timer(pending.deadline)
         upstream = self.upstream
         if upstream is None:
             await self._upstream_lost("no upstream connection")
@@ -175,12 +180,27 @@ class Relay:
         except ConnectionClosed:
             await self._upstream_lost("upstream connection closed")
 
-    def _answer_timed_out(self, mid: str) -> None:
-        if mid in self.pending and self.upstream is not None:
-            log.warning("CSMS did not answer in time", extra=fields(charge_point=self.cp, message_id=mid))
-            # Closing ends the upstream reader, which applies the offline mode to every pending CALL.
-            task = asyncio.create_task(self.upstream.close(1011, "no answer in time"))
-            self.hub.keep(task)
+    def _arm_deadline_timer(self, when: float) -> None:
+        # One timer per connection, not one per CALL: it is re-armed only when it fires, so an
+        # exchange costs no timer of its own (a TimerHandle plus its cancel was ~3 % of the CPU).
+        self._deadline_timer = asyncio.get_running_loop().call_at(when, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._deadline_timer = None
+        if not self.pending:
+            return
+        now = asyncio.get_running_loop().time()
+        late = [mid for mid, call in self.pending.items() if call.deadline <= now]
+        if late:
+            if self.upstream is not None:
+                log.warning(
+                    "CSMS did not answer in time", extra=fields(charge_point=self.cp, message_id=late[0])
+                )
+                # Closing ends the upstream reader, which applies the offline mode to every pending CALL.
+                task = asyncio.create_task(self.upstream.close(1011, "no answer in time"))
+                self.hub.keep(task)
+            return
+        self._arm_deadline_timer(min(call.deadline for call in self.pending.values()))
 
     async def _answer_locally(self, message: str | bytes, *, queue: bool = True) -> None:
         outcome = await self.hub.local.process(self.ctx, message)
@@ -241,8 +261,6 @@ class Relay:
             "seq": self.ctx.next_seq(), "at": now_us(), "text": text,
         }  # fmt: skip
         if pending is not None:
-            if pending.timer is not None:
-                pending.timer.cancel()
             record["act"] = pending.action
             if pending.derive_here:
                 record["call"] = [pending.received_at, pending.text, pending.validation_error, mid,
@@ -295,8 +313,6 @@ class Relay:
             return
         pending, self.pending = self.pending, {}
         for mid, call in pending.items():
-            if call.timer is not None:
-                call.timer.cancel()
             await self._answer_pending_locally(mid, call)
         self._start_supervisor()
 
@@ -321,9 +337,11 @@ class Relay:
         except StoreUnavailable:
             return
         local_id = answer.facts.get("transaction_id")
+        # The queue keeps error texts only; the CSMS is away, so validating now delays no relay.
+        verr = settled_validation_error(call.validation_error, self.ctx.version, call.action, frame.payload)
         await self.hub.queue.put(
             Queued(0, self.cp, self.ctx.connection_id, self.ctx.version, call.seq, call.received_at,
-                   call.action, call.text, call.validation_error, None if local_id is None else int(local_id))
+                   call.action, call.text, verr, None if local_id is None else int(local_id))
         )  # fmt: skip
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(reply)

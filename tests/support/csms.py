@@ -6,6 +6,11 @@ and every other idTag with Accepted, optionally requires Basic auth (--password)
 frame it receives or sends to a JSONL log. `GET /control/remote-start/<cp>?id_tag=T` makes it send
 RemoteStartTransaction (1.6) or RequestStartTransaction (2.0.1) to that charger and returns the
 charger's answer as JSON.
+
+`--slow-action A --slow-seconds S [--slow-times N]` makes it wait S seconds before it handles a CALL
+of action A (only the first N such CALLs if given, counted across connections), to test the proxy's
+answer timeout. Like the `ocpp` library it reads a connection's frames one at a time, so that
+connection reads nothing else meanwhile. The CALL is journaled when it arrives, before the wait.
 """
 
 from __future__ import annotations
@@ -69,11 +74,36 @@ def _status(id_tag: str | None) -> str:
     return "Invalid" if id_tag == "BLOCKED" else "Accepted"
 
 
+@dataclass
+class SlowAnswers:
+    """The CALLs of one action are handled only after a delay (--slow-action)."""
+
+    action: str
+    seconds: float
+    times: int | None = None  # how many more CALLs to delay; None: all of them
+
+    def delay_for(self, raw_msg: str) -> float:
+        try:
+            msg = json.loads(raw_msg)
+        except ValueError:
+            return 0.0
+        is_call = isinstance(msg, list) and len(msg) > 2 and msg[0] == 2 and msg[2] == self.action
+        if not is_call or self.times == 0:
+            return 0.0
+        if self.times is not None:
+            self.times -= 1
+        return self.seconds
+
+
 class Journaled:
     journal: Journal
+    slow: SlowAnswers | None = None
 
     async def route_message(self, raw_msg: str) -> None:
         self.journal.write(self.id, "in", raw_msg)  # type: ignore[attr-defined]
+        delay = self.slow.delay_for(raw_msg) if self.slow is not None else 0.0
+        if delay:
+            await asyncio.sleep(delay)
         await super().route_message(raw_msg)  # type: ignore[misc]
 
     async def _send(self, message: str) -> None:
@@ -158,10 +188,13 @@ class Central201(Journaled, ChargePoint201):
 
 
 class Csms:
-    def __init__(self, journal: Journal, tx: TxCounter, password: str | None) -> None:
+    def __init__(
+        self, journal: Journal, tx: TxCounter, password: str | None, slow: SlowAnswers | None = None
+    ) -> None:
         self.journal = journal
         self.tx = tx
         self.password = password
+        self.slow = slow
         self.connected: dict[str, Central16 | Central201] = {}
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -193,6 +226,7 @@ class Csms:
             cp = Central16(cp_id, ws)
             cp.tx = self.tx
         cp.journal = self.journal
+        cp.slow = self.slow
         self.connected[cp_id] = cp
         with contextlib.suppress(Exception):
             await cp.start()
@@ -202,7 +236,10 @@ class Csms:
 
 async def main(args: argparse.Namespace) -> None:
     log = Path(args.log)
-    csms = Csms(Journal(log), TxCounter(log.with_suffix(".tx"), args.first_tx), args.password)
+    slow = None
+    if args.slow_action is not None:
+        slow = SlowAnswers(args.slow_action, args.slow_seconds, args.slow_times)
+    csms = Csms(Journal(log), TxCounter(log.with_suffix(".tx"), args.first_tx), args.password, slow)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -226,6 +263,9 @@ class RunningCsms:
     log: Path
     password: str | None = None
     first_tx: int = 7000
+    slow_action: str | None = None  # see --slow-action in the module docstring
+    slow_seconds: float = 5.0
+    slow_times: int | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -237,6 +277,10 @@ class RunningCsms:
                 "--first-tx", str(self.first_tx)]  # fmt: skip
         if self.password is not None:
             args += ["--password", self.password]
+        if self.slow_action is not None:
+            args += ["--slow-action", self.slow_action, "--slow-seconds", str(self.slow_seconds)]
+            if self.slow_times is not None:
+                args += ["--slow-times", str(self.slow_times)]
         self.proc = subprocess.Popen(args, stderr=self.log.with_suffix(".stderr").open("ab"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -281,4 +325,7 @@ if __name__ == "__main__":
     parser.add_argument("--log", required=True)
     parser.add_argument("--first-tx", type=int, default=7000)
     parser.add_argument("--password")
+    parser.add_argument("--slow-action", help="delay the CALLs of this action (testing answer timeouts)")
+    parser.add_argument("--slow-seconds", type=float, default=5.0)
+    parser.add_argument("--slow-times", type=int, help="delay only the first N such CALLs (default: all)")
     asyncio.run(main(parser.parse_args()))
