@@ -60,15 +60,25 @@ def with_transaction_id(text: str, transaction_id: int) -> str:
     return orjson.dumps(message).decode()
 
 
-def remote_stop_for_charger(queue: ForwardQueue, cp: str, text: str) -> str:
-    """A CSMS RemoteStopTransaction naming its id for a transaction the charger knows by a local id."""
+def csms_call_for_charger(queue: ForwardQueue, cp: str, text: str) -> str:
+    """A CSMS CALL naming its 1.6 transaction id for a transaction the charger knows by a local id.
+
+    RemoteStopTransaction names it in `transactionId`, SetChargingProfile (a TxProfile for the running
+    transaction) in `csChargingProfiles.transactionId`. The CALL is re-serialised with the local id;
+    any other frame is returned as it came.
+    """
     frame = read_frame(text)
-    if frame.action != "RemoteStopTransaction" or not isinstance(frame.payload, dict):
+    if frame.action not in ("RemoteStopTransaction", "SetChargingProfile") or not isinstance(
+        frame.payload, dict
+    ):
         return text
-    csms = as_int(frame.payload.get("transactionId"))
+    message = orjson.loads(text)
+    holder = message[3] if frame.action == "RemoteStopTransaction" else message[3].get("csChargingProfiles")
+    if not isinstance(holder, dict):
+        return text
+    csms = as_int(holder.get("transactionId"))
     local = None if csms is None else queue.local_id(cp, csms)
     if local is None:
         return text
-    message = orjson.loads(text)
-    message[3]["transactionId"] = local
+    holder["transactionId"] = local
     return orjson.dumps(message).decode()

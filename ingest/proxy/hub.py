@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import proxy_bypass
 
 from picows.websockets import ClientConnection, connect
 from picows.websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -28,6 +30,15 @@ from ingest.store import DurableStore
 from ocpp_opendata.settings import Settings
 
 SOCKET_MAX_BYTES = 2**20
+
+
+def env_proxy(url: str) -> bool | None:
+    """Whether the connection to `url` may use an HTTP(S) proxy from the environment.
+
+    As the `websockets` client does: HTTPS_PROXY / HTTP_PROXY (wss/ws) apply unless NO_PROXY names the
+    host. picows alone would ignore NO_PROXY and send even an internal CSMS through the proxy.
+    """
+    return None if proxy_bypass(urlsplit(url).hostname or "") else True
 
 
 class UpstreamUnavailable(Exception):
@@ -76,11 +87,12 @@ class ProxyHub:
             raise UpstreamUnavailable(f"upstream credentials: {exc}") from exc
         extra = {"Authorization": authorization} if authorization else {}
         timeout = self.settings.upstream_connect_timeout
+        url = upstream.url_for(cp_id)
         try:
             # The handshake timeout alone would not bound the TCP connect to an unreachable host.
             return await asyncio.wait_for(
                 connect(
-                    upstream.url_for(cp_id),
+                    url,
                     subprotocols=subprotocols,  # type: ignore[arg-type]
                     additional_headers=extra,
                     user_agent_header=headers.get("User-Agent") if headers else None,
@@ -88,6 +100,7 @@ class ProxyHub:
                     open_timeout=timeout,
                     max_size=SOCKET_MAX_BYTES,
                     compression=None,
+                    proxy=env_proxy(url),
                 ),
                 timeout,
             )

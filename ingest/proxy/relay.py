@@ -29,9 +29,9 @@ from ingest.processor import ConnectionContext, now_us
 from ingest.proxy.facts import (
     ANSWER_DECIDES,
     CARRIES_TRANSACTION_ID,
+    csms_call_for_charger,
     facts_from_answer,
     local_transaction_id,
-    remote_stop_for_charger,
     with_transaction_id,
 )
 from ingest.proxy.hub import ProxyHub, UpstreamUnavailable
@@ -269,7 +269,7 @@ class Relay:
         elif frame.message_type == CALL:
             self.csms_calls[mid] = frame.action or ""
             if self.hub.queue is not None:
-                text = record["text"] = remote_stop_for_charger(self.hub.queue, self.cp, text)
+                text = record["text"] = csms_call_for_charger(self.hub.queue, self.cp, text)
         elif frame.message_type in (3, 4):
             record["d"] = "down"  # an answer that came too late: already answered locally
         if pending is not None and not pending.derive_here:

@@ -11,6 +11,9 @@ charger's answer as JSON.
 of action A (only the first N such CALLs if given, counted across connections), to test the proxy's
 answer timeout. Like the `ocpp` library it reads a connection's frames one at a time, so that
 connection reads nothing else meanwhile. The CALL is journaled when it arrives, before the wait.
+
+`--tls-cert PEM --tls-key PEM` makes it serve wss:// (and https:// for /health and /control) with that
+certificate chain, to test the proxy's TLS towards the CSMS.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import http
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -240,6 +244,10 @@ async def main(args: argparse.Namespace) -> None:
     if args.slow_action is not None:
         slow = SlowAnswers(args.slow_action, args.slow_seconds, args.slow_times)
     csms = Csms(Journal(log), TxCounter(log.with_suffix(".tx"), args.first_tx), args.password, slow)
+    tls = None
+    if args.tls_cert is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -250,6 +258,7 @@ async def main(args: argparse.Namespace) -> None:
         args.port,
         subprotocols=["ocpp2.0.1", "ocpp1.6"],  # type: ignore[list-item]
         process_request=csms.process_request,
+        ssl=tls,
     ):
         await stop.wait()
 
@@ -266,11 +275,32 @@ class RunningCsms:
     slow_action: str | None = None  # see --slow-action in the module docstring
     slow_seconds: float = 5.0
     slow_times: int | None = None
+    tls_cert: Path | None = None  # with tls_key: serve wss:// (see --tls-cert in the module docstring)
+    tls_key: Path | None = None
+    host: str = "127.0.0.1"  # the name `url` gives; the CSMS always listens on 127.0.0.1
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ocpp"
+        scheme = "ws" if self.tls_cert is None else "wss"
+        return f"{scheme}://{self.host}:{self.port}/ocpp"
+
+    @property
+    def _http(self) -> str:
+        """Base URL of /health and /control, always on 127.0.0.1."""
+        return f"{'http' if self.tls_cert is None else 'https'}://127.0.0.1:{self.port}"
+
+    def _probe_context(self) -> ssl.SSLContext | None:
+        """For the test's own requests: trust exactly the CSMS's certificate, whatever names it holds.
+
+        The tests check chains and host names through the proxy; this only has to reach the process.
+        """
+        if self.tls_cert is None:
+            return None
+        context = ssl.create_default_context(cafile=str(self.tls_cert))
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the leaf itself is the trust anchor
+        context.check_hostname = False
+        return context
 
     def start(self, timeout: float = 20.0) -> RunningCsms:
         args = [sys.executable, "-m", "tests.support.csms", "--port", str(self.port), "--log", str(self.log),
@@ -281,13 +311,17 @@ class RunningCsms:
             args += ["--slow-action", self.slow_action, "--slow-seconds", str(self.slow_seconds)]
             if self.slow_times is not None:
                 args += ["--slow-times", str(self.slow_times)]
+        if self.tls_cert is not None:
+            if self.tls_key is None:
+                raise ValueError("tls_cert needs tls_key")
+            args += ["--tls-cert", str(self.tls_cert), "--tls-key", str(self.tls_key)]
         self.proc = subprocess.Popen(args, stderr=self.log.with_suffix(".stderr").open("ab"))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"CSMS exited with {self.proc.returncode}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                with urllib.request.urlopen(f"{self._http}/health", timeout=1, context=self._probe_context()):
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -314,8 +348,8 @@ class RunningCsms:
         return out
 
     def remote_start(self, cp: str, id_tag: str = "REMOTE01") -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.port}/control/remote-start/{cp}?id_tag={id_tag}"
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        url = f"{self._http}/control/remote-start/{cp}?id_tag={id_tag}"
+        with urllib.request.urlopen(url, timeout=30, context=self._probe_context()) as resp:
             return json.loads(resp.read())
 
 
@@ -328,4 +362,6 @@ if __name__ == "__main__":
     parser.add_argument("--slow-action", help="delay the CALLs of this action (testing answer timeouts)")
     parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--slow-times", type=int, help="delay only the first N such CALLs (default: all)")
+    parser.add_argument("--tls-cert", help="certificate chain (PEM): serve wss:// instead of ws://")
+    parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
     asyncio.run(main(parser.parse_args()))
