@@ -254,6 +254,7 @@ class Listener:
         # Everything built so far (modules, schemas, validators) lives as long as the process: out of
         # the collector's sight, a full collection no longer walks it (it took ~16 ms, a p99 spike).
         gc.freeze()
+        await self.store.roll_worker_ready()
         async with serve(
             self.handler,
             self.settings.listen_host,
