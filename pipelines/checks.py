@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.registry import RegistryStation
+from ocpp_opendata.registry import RegistryStation
 
 NGRAM = 4
 # Random bytes of compressed files match short ASCII strings by chance; only longer forms are looked

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.schema import TABLES
+from ocpp_opendata.registry import RegistryStation, load_registry
 from ocpp_opendata.settings import Settings
 from pipelines.published_schema import DATASETS
-from pipelines.registry import RegistryStation, load_registry
 from pipelines.storage import read_work, work_dates, work_path
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
 from pipelines.transforms.energy import MINUTES_SCHEMA

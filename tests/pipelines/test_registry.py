@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.registry import RegistryError, load_registry
+from ocpp_opendata.registry import RegistryError, load_registry
 
 
 def test_a_station_without_an_area_gets_the_district_polygon_it_lies_in(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""The operator's station registry (stations.csv) and optional district polygons (areas.geojson)."""
+"""The operator's station registry (stations.csv) and optional district polygons (areas.geojson).
+
+In the foundation because the pipeline (published station fields) and the API (live feeds, which may
+only show public stations) both read it.
+"""
 
 from __future__ import annotations
 
