@@ -48,6 +48,7 @@ class ConnectionContext:
 class Outcome:
     record: dict[str, Any]
     reply: str | None
+    frame: Frame | None = None  # the parsed frame, when it could be read (live state, operator calls)
 
 
 def now_us() -> int:
@@ -111,10 +112,12 @@ class FrameProcessor:
         if frame.message_type != CALL:
             # A CallResult/CallError to a request of ours: stored, nothing to answer.
             self.metrics.frames[("in", "")] += 1
-            return Outcome(record, None)
-        return await self._call(
+            return Outcome(record, None, frame)
+        outcome = await self._call(
             ctx, record, frame.message_id or "-1", frame.action or "", frame.payload, message
         )
+        outcome.frame = frame
+        return outcome
 
     def capture(self, ctx: ConnectionContext, message: str | bytes) -> tuple[dict[str, Any], Frame] | None:
         """The WAL record of a well-formed inbound frame that proxy mode relays instead of answering.

@@ -28,6 +28,7 @@ from ingest.actions import SUBPROTOCOL_VERSION, warm_validators
 from ingest.answers import Responder
 from ingest.auth import IdTagPolicy, read_credentials, read_id_list
 from ingest.handshake import BasicAuth, HandshakeRefused, charge_point_id_from_path, choose_subprotocol
+from ingest.live_state import LiveState, Publisher
 from ingest.metrics import Metrics, render_uploads
 from ingest.processor import ConnectionContext, FrameProcessor, now_us
 from ingest.proxy.hub import ProxyHub
@@ -35,6 +36,7 @@ from ingest.proxy.relay import Relay
 from ingest.store import StoreUnavailable, build_store
 from ingest.txids import transaction_ids_for
 from ocpp_opendata.logs import fields
+from ocpp_opendata.objectstore import open_store
 from ocpp_opendata.settings import Settings
 
 log = logging.getLogger("ingest.server")
@@ -88,6 +90,9 @@ class Listener:
         # Proxy mode (docs/proxy.md): chargers are relayed to the operator's CSMS.
         proxied = settings.upstream is not None or settings.upstream_config is not None
         self.proxy = ProxyHub(settings, self.store, self.metrics, self.processor) if proxied else None
+        self.live = _live_state(settings, self.store.instance_id)
+        if self.proxy is not None:
+            self.proxy.live = self.live
 
     # --- handshake ---------------------------------------------------------------------------
 
@@ -179,6 +184,7 @@ class Listener:
         self.metrics.connections += 1
         self.metrics.connections_total += 1
         self._log_connection("connected", cp_id, ctx.connection_id, version, ws, offered=offered)
+        self.live.connected(cp_id, ctx.connection_id, version)
         limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
         try:
             if self.proxy is not None:
@@ -193,6 +199,9 @@ class Listener:
                     self.metrics.not_acknowledged += 1
                     log.warning("not acknowledged", extra=fields(connection=ctx.connection_id, why=str(exc)))
                     continue
+                frame = outcome.frame
+                if frame is not None:
+                    self.live.frame(cp_id, frame.action, frame.payload, version)
                 if outcome.reply is not None:
                     await ws.send(outcome.reply)
         except ConnectionClosed:
@@ -200,6 +209,7 @@ class Listener:
         finally:
             if self.active.get(cp_id) is ws:
                 del self.active[cp_id]
+            self.live.disconnected(cp_id, ctx.connection_id)
             self.metrics.connections -= 1
             code = ws.close_code
             self._log_connection(
@@ -249,6 +259,11 @@ class Listener:
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         await self.store.start()
+        # After start: recover_orphans has removed dead processes' WAL folders, which tells their
+        # snapshots from those of live listeners.
+        adopted = self.live.adopt_orphans(self.settings.effective_wal_dir)
+        await self.live.start()
+        self.live.forget_adopted(adopted)
         versions = {SUBPROTOCOL_VERSION[p] for p in self.preference if p in SUBPROTOCOL_VERSION}
         warm_validators(sorted(versions))
         # Everything built so far (modules, schemas, validators) lives as long as the process: out of
@@ -282,11 +297,26 @@ class Listener:
             log.info("shutting down: closing connections and flushing to Parquet")
             server.close(close_connections=True)
             await server.wait_closed()
+        await self.live.close()
         await self.store.close()
         self.txids.close()
         if self.proxy is not None:
             self.proxy.close()
         log.info("stopped", extra=fields(rows_written=dict(self.metrics.rows_written)))
+
+
+def _live_state(settings: Settings, instance: str) -> LiveState:
+    """The live state, written below DATA_DIR and, when the store lives elsewhere, to the store too."""
+    store = open_store(settings.store, settings.data_dir)
+    elsewhere = store.local_root is None or store.local_root != settings.data_dir.resolve()
+    publisher = Publisher(settings.operator_broker) if settings.operator_broker else None
+    return LiveState(
+        instance,
+        settings.data_dir,
+        heartbeat_interval=settings.heartbeat_interval,
+        store=store if elsewhere else None,
+        publisher=publisher,
+    )
 
 
 def _remote(ws: ServerConnection) -> str | None:

@@ -70,6 +70,7 @@ class ProxyHub:
             responder, metrics, max_frame_bytes=settings.max_frame_bytes, strict=False
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self.live: Any = None  # the listener's LiveState: relayed charger frames update it too
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)

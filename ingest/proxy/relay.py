@@ -116,6 +116,8 @@ class Relay:
             await self._answer_locally(message, queue=False)  # unreadable: a local CallError, as standalone
             return
         record, frame = captured
+        if self.hub.live is not None:
+            self.hub.live.frame(self.cp, frame.action, frame.payload, self.ctx.version)
         if frame.message_type == CALL:
             await self._relay_call(record, frame, message)  # type: ignore[arg-type]
             return
@@ -222,6 +224,8 @@ class Relay:
         except StoreUnavailable:
             self.hub.metrics.not_acknowledged += 1
             return
+        if self.hub.live is not None and outcome.frame is not None:
+            self.hub.live.frame(self.cp, outcome.frame.action, outcome.frame.payload, self.ctx.version)
         if queued:
             assert frame is not None
             local_id = outcome.record.get("f", {}).get("transaction_id")

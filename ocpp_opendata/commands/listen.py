@@ -38,6 +38,7 @@ from ocpp_opendata.settings import env_name
     "wal_max_bytes",
     "reuse_port",
     "strict",
+    "operator_broker",
     "upstream",
     "upstream_config",
     "upstream_ca_file",

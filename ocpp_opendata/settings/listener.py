@@ -54,6 +54,11 @@ class ListenerSettings:
         "(the kernel spreads new connections over them).",
     )
     strict: bool = opt(False, "Answer schema-invalid CALLs with a CallError instead of leniently.")
+    operator_broker: str = opt(
+        "",
+        "Redis URL ('redis://host:6379/0') joining several listener processes into one system for "
+        "operators: live status events are published there (docs/operate.md). Empty: single process.",
+    )
 
     @property
     def subprotocol_list(self) -> list[str]:
