@@ -14,6 +14,9 @@ from starlette.responses import Response
 
 from api.errors import ApiError, error_response, scrub_paths
 from api.fastlane import FastLane, new_pool
+from api.live import routes as live_routes
+from api.live.ocpi import Party
+from api.live.source import LiveSource
 from api.metrics import Metrics
 from api.middleware import AnswerCache, MethodGuard, SelectiveGZip
 from api.release import ReleaseManager
@@ -34,6 +37,8 @@ EXPOSED_HEADERS = [
     "Link",
     "Content-Range",
     "Content-Length",
+    "X-Limit",
+    "Last-Modified",
 ]
 
 
@@ -54,6 +59,17 @@ def sql_limits(settings: Settings) -> SqlLimits:
     )
 
 
+def live_source(settings: Settings) -> LiveSource:
+    return LiveSource(
+        settings.data_dir,
+        settings.registry_path,
+        settings.live_poll,
+        settings.live_offline_after,
+        settings.heartbeat_interval,
+        store_for(settings) if settings.store else None,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     releases = ReleaseManager(
         settings.data_dir,
@@ -64,14 +80,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     metrics = Metrics()
     lane_pool = new_pool()
+    live = live_source(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         releases.start()
+        live.start()
         log.info("api serving", extra=fields(release=releases.current_id))
         try:
             yield
         finally:
+            await live.stop()
             lane_pool.shutdown(wait=True, cancel_futures=True)
             releases.stop()
 
@@ -87,11 +106,23 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.releases = releases
     app.state.metrics = metrics
+    app.state.live = live
+    app.state.live_max_age = settings.live_max_age
+    app.state.live_party = Party(
+        country_code=settings.live_country_code,
+        party_id=settings.live_party_id,
+        country=settings.live_country,
+        time_zone=settings.timezone,
+        operator_name=settings.live_operator_name,
+    )
 
     meta_router = APIRouter()
     meta.register(meta_router)
     docs.register(meta_router)
     app.include_router(meta_router)
+    live_router = APIRouter(tags=["live"])
+    live_routes.register(live_router)
+    app.include_router(live_router)
     app.include_router(versioned_router(current_release), prefix="/v1")
     app.include_router(versioned_router(pinned_release), prefix="/v1/releases/{release_id}")
     _install_error_handlers(app)

@@ -22,6 +22,8 @@ PINNED_PREFIX = "/v1/releases/"
 # Answers that are streamed or must never be stored: files, live status.
 UNCACHED_SUFFIXES = (".parquet", ".csv")
 UNCACHED_PATHS = ("/health", "/metrics", "/ping", "/docs", "/openapi.json")
+# The live feeds change by the second, not by release, and set their own validators and policy.
+UNCACHED_PREFIXES = ("/ocpi/", "/datex2/", "/v1/live/")
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -256,7 +258,7 @@ def _known_hash(scope: Scope, body: bytes) -> bytes | None:
 
 
 def _uncached(path: str) -> bool:
-    return path.endswith(UNCACHED_SUFFIXES) or path in UNCACHED_PATHS
+    return path.endswith(UNCACHED_SUFFIXES) or path in UNCACHED_PATHS or path.startswith(UNCACHED_PREFIXES)
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,78 @@ def merge_snapshots(snapshots: list[Snapshot]) -> dict[str, ChargerState]:
             ):
                 merged[charger.charge_point_id] = charger
     return merged
+
+
+# The same OCPP statuses → DATEX II v3.5 AFIR RefillPointStatusEnum (DATEXII_3_AfirEnergyInfrastructure,
+# "RefillPointStatusEnum"). DATEX II, unlike OCPI, has "occupied" (a vehicle plugged in, no energy
+# flowing) and "faulted", so the plugged-in-but-idle states keep that distinction. One row per key of
+# OCPI_STATUS: a test checks that both columns cover the same OCPP statuses.
+DATEX_STATUS: dict[str, str] = {
+    "Available": "available",
+    "Preparing": "occupied",
+    "Charging": "charging",
+    "SuspendedEV": "occupied",
+    "SuspendedEVSE": "occupied",
+    "Finishing": "occupied",
+    "Reserved": "reserved",
+    "Unavailable": "inoperative",
+    "Faulted": "faulted",
+    "Occupied": "occupied",
+    "EVConnected": "occupied",
+    "Idle": "occupied",
+}
+DATEX_STATUSES = (
+    "available",
+    "blocked",
+    "charging",
+    "faulted",
+    "inoperative",
+    "occupied",
+    "outOfOrder",
+    "outOfStock",
+    "planned",
+    "removed",
+    "reserved",
+    "unavailable",
+    "unknown",
+)
+
+
+def datex_status(ocpp_status: str | None, *, offline: bool = False) -> str:
+    """The DATEX II refill point status of a connector; unknown when offline or unrecognised."""
+    if offline or ocpp_status is None:
+        return "unknown"
+    return DATEX_STATUS.get(ocpp_status, "unknown")
+
+
+# Offline rule of the public feeds: a charger not heard from (any frame, heartbeat included) for longer
+# than the limit shows UNKNOWN. The default limit is two heartbeat intervals: one missed heartbeat is
+# ordinary jitter, two are not.
+OFFLINE_HEARTBEATS = 2
+
+
+def offline_limit(charger: ChargerState, configured: float | None, default_heartbeat: int) -> float:
+    """Seconds of silence after which `charger` counts as offline."""
+    if configured is not None:
+        return configured
+    return float(OFFLINE_HEARTBEATS * (charger.heartbeat_interval or default_heartbeat))
+
+
+def parse_utc(value: str | None) -> datetime | None:
+    """An ISO 8601 time of the snapshot as an aware UTC datetime (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def offline_since(charger: ChargerState, now: datetime, limit: float) -> datetime | None:
+    """When the charger became offline under the rule (None while it is online)."""
+    last = parse_utc(charger.last_seen)
+    if last is None:
+        return parse_utc(charger.connected_since) or now
+    became = last + timedelta(seconds=limit)
+    return became if now >= became else None

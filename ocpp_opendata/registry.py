@@ -28,6 +28,22 @@ class RegistryStation:
     area: str
     max_power_kw: float | None
     access: str
+    # Optional columns for the live feeds (OCPI Location/EVSE/Connector, DATEX II site/refill point);
+    # empty means "not given" and the API falls back to its settings or leaves the field out.
+    country_code: str | None = None  # OCPI: ISO 3166-1 alpha-2 of the operator (CPO)
+    party_id: str | None = None  # OCPI: the operator's 3-character party id
+    address: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country: str | None = None  # ISO 3166-1 alpha-3 of the location
+    time_zone: str | None = None  # IANA name
+    connectors: int | None = None  # EVSEs (charging points) of the station
+    evse_ids: tuple[str, ...] = ()  # eMI3 EVSE ids (e.g. SE*ABC*E123*1), in EVSE order, ';'-separated
+    connector_standard: str | None = None  # OCPI ConnectorType, e.g. IEC_62196_T2
+    connector_format: str | None = None  # SOCKET or CABLE
+    power_type: str | None = None  # AC_1_PHASE, AC_3_PHASE, DC, ...
+    max_voltage: int | None = None  # V (line to neutral for AC 3-phase, as OCPI defines it)
+    max_amperage: int | None = None  # A
 
     @property
     def public(self) -> bool:
@@ -41,6 +57,19 @@ def _float(value: str | None, path: Path, line: int, column: str) -> float | Non
         return float(value)
     except ValueError as exc:
         raise RegistryError(f"{path.name} line {line}: {column} is not a number: {value!r}") from exc
+
+
+def _int(value: str | None, path: Path, line: int, column: str) -> int | None:
+    number = _float(value, path, line, column)
+    if number is None:
+        return None
+    if number != int(number) or number < 0:
+        raise RegistryError(f"{path.name} line {line}: {column} is not a whole number: {value!r}")
+    return int(number)
+
+
+def _text(row: dict[str, str | None], column: str) -> str | None:
+    return (row.get(column) or "").strip() or None
 
 
 def _point_in_polygon(x: float, y: float, ring: list[list[float]]) -> bool:
@@ -113,5 +142,19 @@ def load_registry(path: Path, areas_path: Path | None = None) -> dict[str, Regis
                 area=area or UNKNOWN_AREA,
                 max_power_kw=_float(row.get("max_power_kw"), path, line, "max_power_kw"),
                 access=(row.get("access") or "").strip().lower() or "unknown",
+                country_code=_text(row, "country_code"),
+                party_id=_text(row, "party_id"),
+                address=_text(row, "address"),
+                city=_text(row, "city"),
+                postal_code=_text(row, "postal_code"),
+                country=_text(row, "country"),
+                time_zone=_text(row, "time_zone"),
+                connectors=_int(row.get("connectors"), path, line, "connectors"),
+                evse_ids=tuple(e.strip() for e in (row.get("evse_ids") or "").split(";") if e.strip()),
+                connector_standard=_text(row, "connector_standard"),
+                connector_format=(_text(row, "connector_format") or "").upper() or None,
+                power_type=(_text(row, "power_type") or "").upper() or None,
+                max_voltage=_int(row.get("max_voltage"), path, line, "max_voltage"),
+                max_amperage=_int(row.get("max_amperage"), path, line, "max_amperage"),
             )
     return out

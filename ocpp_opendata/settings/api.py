@@ -23,3 +23,25 @@ class ApiSettings:
     sql_memory_limit: str = opt("256MB", "DuckDB memory limit of the SQL endpoint's own instance.")
     sql_threads: int = opt(1, "DuckDB threads of the SQL endpoint's own instance.")
     sql_max_in_flight: int = opt(2, "Most /v1/sql queries running at once; more get 429 with Retry-After.")
+    live_poll: float = opt(
+        0.25, "How often (s) the API looks for a changed live charger snapshot (DATA_DIR/live or the store)."
+    )
+    live_offline_after: float | None = opt(
+        None,
+        "Seconds without a frame after which the live feeds show a charger UNKNOWN "
+        "(default: 2 heartbeat intervals).",
+    )
+    live_max_age: int = opt(
+        1, "Cache-Control max-age (s) of the live feeds; at most the update interval (1 s)."
+    )
+    live_country_code: str | None = opt(
+        None,
+        "OCPI country_code (ISO 3166-1 alpha-2) of the operator, for stations without one in the registry.",
+    )
+    live_party_id: str | None = opt(
+        None, "OCPI party_id (3 characters) of the operator, for stations without one in the registry."
+    )
+    live_country: str | None = opt(
+        None, "ISO 3166-1 alpha-3 country of the stations without a `country` in the registry."
+    )
+    live_operator_name: str | None = opt(None, "Operator name published in the OCPI and DATEX II feeds.")

@@ -1,0 +1,276 @@
+"""Routes of the live feeds: /ocpi/2.2.1/locations..., /datex2/v3/{table,status}, /v1/live/status and
+the /v1/live/changes Server-Sent Events stream.
+
+Every polled answer carries a strong-enough validator (a weak ETag of its bytes) and Last-Modified (the
+newest last_updated it shows), answers If-None-Match / If-Modified-Since with 304, and allows caching
+for at most `live_max_age` seconds. Bodies are rendered once per view and kept on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from enum import StrEnum
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+import pyarrow as pa
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response, StreamingResponse
+
+from api.formats import CSV_MEDIA, GEOJSON_MEDIA, JSON_MEDIA, csv_bytes, geojson_features
+from api.live import datex, ocpi
+from api.live.ocpi import OcpiError, Party, etag_of
+from api.live.source import LiveSource, status_row
+from api.live.view import LiveView
+
+KEEPALIVE_S = 15.0
+SSE_MEDIA = "text/event-stream"
+OCPI_PARAMS = ("offset", "limit", "date_from", "date_to")
+
+
+class LiveFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    geojson = "geojson"
+
+
+def _source(request: Request) -> LiveSource:
+    return request.app.state.live  # type: ignore[no-any-return]
+
+
+def _party(request: Request) -> Party:
+    return request.app.state.live_party  # type: ignore[no-any-return]
+
+
+def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        weak = etag.removeprefix("W/")
+        return any(
+            t.strip() in ("*", etag, weak) or t.strip().removeprefix("W/") == weak for t in inm.split(",")
+        )
+    ims = request.headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return last_modified <= since
+    return False
+
+
+def answer(
+    request: Request,
+    body: bytes,
+    etag: str,
+    last_modified: datetime,
+    media: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    common = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(last_modified.astimezone(UTC), usegmt=True),
+        "Cache-Control": f"public, max-age={request.app.state.live_max_age}",
+        **(headers or {}),
+    }
+    if _not_modified(request, etag, last_modified):
+        return Response(status_code=304, headers=common)
+    return Response(body, media_type=media, headers=common)
+
+
+def cached(view: LiveView, key: Any, render: Callable[[], bytes]) -> tuple[bytes, str]:
+    found = view.cache.get(key)
+    if found is None:
+        body = render()
+        found = view.cache[key] = (body, etag_of(body))
+    return found  # type: ignore[no-any-return]
+
+
+def ocpi_error(exc: OcpiError) -> Response:
+    body = ocpi.error_body(exc.status_code, exc.message, datetime.now(UTC))
+    return Response(
+        body, status_code=exc.http_status, media_type=JSON_MEDIA, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _int_param(request: Request, name: str, default: int, low: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 10 or int(raw) < low:
+        raise OcpiError(400, 2001, f"{name} must be a whole number of at least {low}, not {raw[:20]!r}")
+    return int(raw)
+
+
+def _ocpi_list(request: Request) -> Response:
+    view = _source(request).view
+    party = _party(request)
+    offset = _int_param(request, "offset", 0, 0)
+    limit = min(_int_param(request, "limit", ocpi.MAX_LIMIT, 1), ocpi.MAX_LIMIT)
+    raw_from, raw_to = request.query_params.get("date_from"), request.query_params.get("date_to")
+    date_from = ocpi.parse_ocpi_time("date_from", raw_from) if raw_from else None
+    date_to = ocpi.parse_ocpi_time("date_to", raw_to) if raw_to else None
+    result = ocpi.page(view, party, offset, limit, date_from, date_to)
+    headers = {"X-Total-Count": str(result.total), "X-Limit": str(ocpi.MAX_LIMIT)}
+    if result.next_offset is not None:
+        query = {k: v for k, v in request.query_params.items() if k in OCPI_PARAMS}
+        query.update(offset=str(result.next_offset), limit=str(limit))
+        url = str(request.url.replace(query=urlencode(query)))
+        headers["Link"] = f'<{url}>; rel="next"'
+    return answer(request, result.body, result.etag, view.last_modified, JSON_MEDIA, headers)
+
+
+def _ocpi_object(request: Request, key: tuple[str, ...], find: Callable[[LiveView, Party], Any]) -> Response:
+    view = _source(request).view
+    obj = find(view, _party(request))
+    body, etag = cached(
+        view, ("ocpi-object", *key), lambda: ocpi.envelope(orjson.dumps(obj), view.last_modified)
+    )
+    return answer(request, body, etag, view.last_modified, JSON_MEDIA)
+
+
+def register(router: APIRouter) -> None:
+    @router.get("/ocpi/2.2.1/locations", summary="OCPI 2.2.1 Locations (sender interface, paginated)")
+    def ocpi_locations(
+        request: Request,
+        offset: Annotated[str | None, Query(description="Index of the first Location (default 0).")] = None,
+        limit: Annotated[str | None, Query(description=f"Most Locations (at most {ocpi.MAX_LIMIT}).")] = None,
+        date_from: Annotated[str | None, Query(description="last_updated at or after (RFC 3339).")] = None,
+        date_to: Annotated[str | None, Query(description="last_updated before (RFC 3339).")] = None,
+    ) -> Response:
+        try:
+            return _ocpi_list(request)
+        except OcpiError as exc:
+            return ocpi_error(exc)
+
+    @router.get("/ocpi/2.2.1/locations/{location_id}", summary="One OCPI 2.2.1 Location")
+    def ocpi_location(request: Request, location_id: str) -> Response:
+        try:
+            return _ocpi_object(request, (location_id,), lambda v, p: ocpi.location(v, p, location_id))
+        except OcpiError as exc:
+            return ocpi_error(exc)
+
+    @router.get("/ocpi/2.2.1/locations/{location_id}/{evse_uid}", summary="One OCPI 2.2.1 EVSE")
+    def ocpi_evse(request: Request, location_id: str, evse_uid: str) -> Response:
+        try:
+            return _ocpi_object(
+                request, (location_id, evse_uid), lambda v, p: ocpi.evse(v, p, location_id, evse_uid)
+            )
+        except OcpiError as exc:
+            return ocpi_error(exc)
+
+    @router.get(
+        "/ocpi/2.2.1/locations/{location_id}/{evse_uid}/{connector_id}", summary="One OCPI 2.2.1 Connector"
+    )
+    def ocpi_connector(request: Request, location_id: str, evse_uid: str, connector_id: str) -> Response:
+        try:
+            return _ocpi_object(
+                request,
+                (location_id, evse_uid, connector_id),
+                lambda v, p: ocpi.connector(v, p, location_id, evse_uid, connector_id),
+            )
+        except OcpiError as exc:
+            return ocpi_error(exc)
+
+    @router.get("/datex2/v3/table", summary="DATEX II v3.5 AFIR EnergyInfrastructureTablePublication (JSON)")
+    def datex_table(request: Request) -> Response:
+        view, party = _source(request).view, _party(request)
+        body, etag = cached(view, "datex-table", lambda: orjson.dumps(datex.table_publication(view, party)))
+        return answer(request, body, etag, view.static_since, JSON_MEDIA)
+
+    @router.get(
+        "/datex2/v3/status", summary="DATEX II v3.5 AFIR EnergyInfrastructureStatusPublication (JSON)"
+    )
+    def datex_status(request: Request) -> Response:
+        view, party = _source(request).view, _party(request)
+        body, etag = cached(view, "datex-status", lambda: orjson.dumps(datex.status_publication(view, party)))
+        return answer(request, body, etag, view.last_modified, JSON_MEDIA)
+
+    @router.get("/v1/live/status", summary="Live status of every public EVSE (JSON, CSV or GeoJSON)")
+    def live_status(
+        request: Request,
+        format: Annotated[LiveFormat, Query(description="json, csv or geojson.")] = LiveFormat.json,
+    ) -> Response:
+        view = _source(request).view
+        body, etag = cached(view, ("status", format.value), lambda: _status_body(view, format))
+        media = {LiveFormat.json: JSON_MEDIA, LiveFormat.csv: CSV_MEDIA, LiveFormat.geojson: GEOJSON_MEDIA}
+        return answer(request, body, etag, view.last_modified, media[format])
+
+    @router.get(
+        "/v1/live/changes",
+        summary="Server-Sent Events: a snapshot, then every public status change (resumable: Last-Event-ID)",
+        response_class=StreamingResponse,
+    )
+    async def live_changes(
+        request: Request,
+        last_event_id: Annotated[
+            str | None,
+            Query(description="Resume after this event id (for clients that cannot set the header)."),
+        ] = None,
+    ) -> StreamingResponse:
+        source = _source(request)
+        resume = request.headers.get("last-event-id") or last_event_id
+        return StreamingResponse(
+            _events(source, resume),
+            media_type=SSE_MEDIA,
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+
+def _status_body(view: LiveView, format: LiveFormat) -> bytes:
+    rows = [status_row(loc, evse) for loc, evse in view.evses()]
+    if format is LiveFormat.csv:
+        return csv_bytes(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA))
+    generated = ocpi.ocpi_time(view.last_modified)
+    if format is LiveFormat.geojson:
+        return orjson.dumps(
+            {"type": "FeatureCollection", "generated_at": generated, "features": geojson_features(rows)}
+        )
+    return orjson.dumps({"generated_at": generated, "count": len(rows), "statuses": rows})
+
+
+STATUS_SCHEMA = pa.schema(
+    [
+        ("station_id", pa.string()),
+        ("name", pa.string()),
+        ("latitude", pa.float64()),
+        ("longitude", pa.float64()),
+        ("evse_uid", pa.string()),
+        ("evse_id", pa.string()),
+        ("connector", pa.int64()),
+        ("status", pa.string()),
+        ("datex_status", pa.string()),
+        ("since", pa.string()),
+    ]
+)
+
+
+async def _events(source: LiveSource, resume: str | None) -> AsyncIterator[bytes]:
+    # Subscribing and computing the first frame happen with no await between them, so no change can
+    # fall between the replay (or snapshot) and the queue.
+    queue = source.subscribe()
+    try:
+        first = source.replay_since(resume)
+        yield b"retry: 2000\n\n" + (first if first is not None else source.snapshot_frame())
+        idle = 0.0
+        while not source.closing:
+            try:
+                item = await asyncio.wait_for(queue.get(), 1.0)
+            except TimeoutError:
+                idle += 1.0
+                if idle >= KEEPALIVE_S:
+                    idle = 0.0
+                    yield b": keep-alive\n\n"
+                continue
+            if item is None:
+                return
+            idle = 0.0
+            yield item
+    finally:
+        source.unsubscribe(queue)
