@@ -8,8 +8,8 @@ Privacy (any failure stops the whole release; the previous one stays online):
   (c) no suppressed distinct-user cell can be rebuilt from other published data;
   (d) no pseudonym appears at two stations;
   (e) no non-public station appears by id or coordinates.
-Quality (a failing partition keeps its previous version): energy >= 0, plausible power, no
-overlapping sessions per connector, published totals reconcile with the work-zone totals.
+Quality acts per record, before the datasets are built (pipelines/quality/): it never blocks a
+release nor keeps a partition at its previous version.
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ NGRAM = 4
 # Random bytes of compressed files match short ASCII strings by chance; only longer forms are looked
 # for in undecoded bytes (decoded strings are searched for every form of at least NGRAM characters).
 MIN_BYTES_TOKEN = 8
-MAX_PLAUSIBLE_KW = 400.0
-# Connectors assumed where a series' station count is unknown (areas, stations without status data).
-LOOSE_CONNECTORS = 50
 _TAG_FIELDS = re.compile(
     r'"(?:idTag|parentIdTag|idToken|additionalIdToken|groupIdToken)"\s*:\s*"((?:[^"\\]|\\.)*)"'
 )
@@ -273,37 +270,3 @@ def check_suppressed_cells(tables: dict[str, pa.Table]) -> CheckReport:
         if single and r["distinct_users_suppressed"] != members[0]["distinct_users_suppressed"]:
             rebuilt.append(f"area_usage_daily {r['area']} {r['date']}: area equals its only station")
     return CheckReport("suppressed_cells_not_rebuildable", not rebuilt, "; ".join(rebuilt[:5]))
-
-
-# ---- quality checks, per partition ----
-
-
-def quality_failures(tables: dict[str, pa.Table]) -> dict[str, dict[str, str]]:
-    """dataset → {partition date: reason} for partitions that must keep their previous version."""
-    out: dict[str, dict[str, str]] = defaultdict(dict)
-    s = tables["charging_sessions"].to_pylist()
-    last_end: dict[tuple, object] = {}
-    for r in sorted(s, key=lambda r: (r["station_id"] or "", r["connector_id"] or 0, r["plug_in"])):
-        day = r["date"].isoformat()
-        if r["energy_kwh"] < 0:
-            out["charging_sessions"][day] = "negative energy"
-        if r["max_power_kw"] is not None and r["max_power_kw"] > MAX_PLAUSIBLE_KW:
-            out["charging_sessions"][day] = "implausible power"
-        if r["station_id"] is None:
-            continue
-        key = (r["station_id"], r["connector_id"])
-        prev = last_end.get(key)
-        # Rounded times may touch; an overlap of more than one rounding step is a real overlap.
-        if prev is not None and r["plug_in"] < prev and (prev - r["plug_in"]).total_seconds() > 15 * 60:  # type: ignore[operator]
-            out["charging_sessions"][day] = "overlapping sessions on one connector"
-        if r["plug_out"] is not None:
-            last_end[key] = r["plug_out"]
-    # A station draws at most the fastest charger's power per connector; a miscounted register
-    # shows up as megawatts. Areas (which also hold non-public stations) keep a loose bound.
-    connectors = {r["station_id"]: r["connectors"] for r in tables["stations"].to_pylist() if r["connectors"]}
-    for name in ("station_energy_15min", "area_peak_15min"):
-        for r in tables[name].to_pylist():
-            limit = MAX_PLAUSIBLE_KW * connectors.get(r.get("station_id"), LOOSE_CONNECTORS)
-            if r["energy_kwh"] < 0 or r["peak_power_kw"] > limit:
-                out[name][r["date"].isoformat()] = "negative energy or implausible power"
-    return dict(out)

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +25,8 @@ from ingest.schema import TABLES
 from ocpp_opendata.registry import RegistryStation, load_registry
 from ocpp_opendata.settings import Settings
 from pipelines.published_schema import DATASETS
+from pipelines.quality.build import quality_issues, quarantine_work
+from pipelines.quality.quarantine import Quarantine
 from pipelines.storage import read_work, work_dates, work_path
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
 from pipelines.transforms.energy import MINUTES_SCHEMA
@@ -35,6 +37,7 @@ from pipelines.transforms.sessions import SESSION_SCHEMA
 class BuiltDatasets:
     tables: dict[str, pa.Table]
     registry: dict[str, RegistryStation]
+    quarantine: Quarantine | None = None
 
 
 def _registry_table(registry: dict[str, RegistryStation]) -> pa.Table:
@@ -113,7 +116,10 @@ def _connectors(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
 
 
 def build_datasets(
-    settings: Settings, con: duckdb.DuckDBPyConnection, days: list[date] | None = None
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection,
+    days: list[date] | None = None,
+    now: datetime | None = None,
 ) -> BuiltDatasets:
     """Every dataset from the work zone, or from the given work days only (partitioned datasets then
     hold just the partitions those days determine in full; `stations` is always complete)."""
@@ -125,6 +131,8 @@ def build_datasets(
     _work(con, data_dir, "station_minutes", MINUTES_SCHEMA, days)
     _connectors(con, data_dir)
     _raw_station_facts(con, settings)
+    # Quality decisions, once per work row: every query below reads the rows they let through.
+    quarantine = quarantine_work(con, settings, days, now)
     k = int(settings.privacy_k)
     rm, re_kwh, rp = (
         int(settings.round_minutes),
@@ -296,7 +304,9 @@ def build_datasets(
         ds = DATASETS[name]
         rel = con.sql(sql).to_arrow_table()
         tables[name] = _conform(rel, ds.schema)
-    return BuiltDatasets(tables, registry)
+    issues = quality_issues(con, settings, quarantine, period)
+    tables["quality_issues"] = _conform(issues, DATASETS["quality_issues"].schema)
+    return BuiltDatasets(tables, registry, quarantine)
 
 
 def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -34,13 +34,14 @@ from ocpp_opendata.settings import Settings
 from pipelines.partitions import month_start
 from pipelines.privacy import letters, period_label
 from pipelines.published_schema import DATASETS, SCHEMA_VERSION
+from pipelines.quality.overrides import overrides_path
 from pipelines.storage import work_dates, work_path
 
 WORK_TABLES = ("sessions", "availability", "station_minutes")
 # Source files whose logic shapes published rows: a change to any of them rebuilds everything.
 _CODE = (
     "datasets.py", "published_schema.py", "publish.py", "privacy.py", "incremental.py", "storage.py",
-    "checks.py",
+    "checks.py", "quality/rules.py", "quality/quarantine.py", "quality/report.py", "quality/build.py",
 )  # fmt: skip
 PERIOD_DATASETS = {"charging_sessions"}
 MONTH_DATASETS = {"station_usage_monthly"}
@@ -82,6 +83,8 @@ def global_fingerprint(settings: Settings) -> str:
         "round": [settings.round_minutes, settings.round_energy_kwh, settings.round_power_kw],
         "pseudonyms": [settings.pseudonym_period, settings.pseudonym_scope],
         "timezone": settings.timezone,
+        # A reviewed override changes which records are published.
+        "quality_overrides": _file_digest(overrides_path(settings.data_dir)),
         # The quality check's power limit per station scales with its connectors over all days.
         "connectors": _max_connectors(settings.data_dir),
     }

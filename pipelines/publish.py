@@ -57,6 +57,8 @@ from pipelines.published_schema import (
     partition_path,
     published_root,
 )
+from pipelines.quality.build import stamp_release
+from pipelines.quality.report import QUALITY_API_PATH, quality_summary
 from pipelines.raw_index import RawIndex
 from pipelines.storage import (
     prune_store_releases,
@@ -186,24 +188,6 @@ def _write_dataset(
     return entry, whole
 
 
-def _overlap_context(
-    prev: Path | None, prev_entry: dict[str, Any], plan: Plan, reach_days: int
-) -> list[pa.Table]:
-    """Reused session partitions just before the rebuilt days: a session there can overlap one of
-    a rebuilt day on the same connector, which the quality check must see."""
-    if plan.full or prev is None or not plan.load_days:
-        return []
-    loaded = set(plan.load_days)
-    out = []
-    for f in prev_entry.get("files", []):
-        if f["partition"] is None:
-            continue
-        d = date.fromisoformat(f["partition"])
-        if d not in loaded and any(0 < (x - d).days <= reach_days for x in loaded):
-            out.append(pq.read_table(prev / f["path"]))
-    return out
-
-
 def _catalog(staging: Path) -> None:
     path = staging / CATALOG_FILENAME
     con = duckdb.connect(str(path))
@@ -268,6 +252,12 @@ def _datapackage(
         "timezone": settings.timezone,
         "temporalCoverage": temporal,
         "resources": resources,
+        # What the quality rules withheld or flagged in this release (docs/pipeline.md).
+        "qualityReport": {
+            "resource": "quality_issues",
+            "path": entries["quality_issues"]["download"]["path"],
+            "api": QUALITY_API_PATH,
+        },
     }
 
 
@@ -279,12 +269,21 @@ def _dcat(package: dict[str, Any]) -> dict[str, Any]:
             "dct": "http://purl.org/dc/terms/",
             "spdx": "http://spdx.org/rdf/terms#",
             "xsd": "http://www.w3.org/2001/XMLSchema#",
+            "dqv": "http://www.w3.org/ns/dqv#",
+            "foaf": "http://xmlns.com/foaf/0.1/",
         },
         "@type": "dcat:Catalog",
         "dct:title": package["title"],
         "dct:publisher": {"@type": "foaf:Agent", "foaf:name": package["publisher"]},
         "dct:issued": package["created"],
         "dct:identifier": package["id"],
+        # W3C Data Quality Vocabulary: the per-record quality report of this release.
+        "dqv:hasQualityAnnotation": {
+            "@type": "dqv:QualityAnnotation",
+            "dct:identifier": package["qualityReport"]["resource"],
+            "dcat:downloadURL": package["qualityReport"]["path"],
+            "dcat:accessURL": package["qualityReport"]["api"],
+        },
         "dcat:dataset": [
             {
                 "@type": "dcat:Dataset",
@@ -411,16 +410,12 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
     prev_entries = prev_manifest.get("datasets", {}) if not plan.full else {}
     con = connect()
     try:
-        built = build_datasets(settings, con, None if plan.full else plan.load_days)
+        built = build_datasets(settings, con, None if plan.full else plan.load_days, now)
     finally:
         con.close()
-    context = _overlap_context(
-        prev, prev_entries.get("charging_sessions", {}), plan, settings.max_session_days + 1
-    )
-    sessions = built.tables["charging_sessions"]
-    failures = checks.quality_failures(
-        {**built.tables, "charging_sessions": pa.concat_tables([sessions, *context]) if context else sessions}
-    )
+    # Quality acts per record (pipelines/quality): no partition keeps its previous version any more.
+    failures: dict[str, dict[str, str]] = {}
+    built.tables["quality_issues"] = stamp_release(built.tables["quality_issues"], release_id)
     try:
         written = {
             name: _write_dataset(
@@ -459,6 +454,7 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             "timezone": settings.timezone,
             "datasets": entries,
             "checks": [r.__dict__ for r in reports],
+            "quality": quality_summary(tables["quality_issues"]),
             "inputs": plan.inputs,
             "rebuilt": {
                 "full": plan.full,
@@ -474,14 +470,17 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
         )
         leaks = checks.scan_release_for_tokens(staging, matcher)
         reports.append(checks.CheckReport("no_idtag_in_release", not leaks, "; ".join(leaks[:5])))
+        quality_days = _touched_dates(entries["quality_issues"])
         reports.append(
             reconcile.check_totals_reconcile(
                 tables,
-                _touched_dates(entries["station_energy_15min"]),
-                _touched_dates(entries["station_usage_daily"]),
+                # A day whose quality decisions changed is recounted too: withheld records count there.
+                sorted({*_touched_dates(entries["station_energy_15min"]), *quality_days}),
+                sorted({*_touched_dates(entries["station_usage_daily"]), *quality_days}),
                 {s for s, st in built.registry.items() if st.public},
                 index,
                 settings,
+                withheld=built.quarantine,
             )
         )
         failed = [r for r in reports if not r.passed]

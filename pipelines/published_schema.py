@@ -447,6 +447,71 @@ AREA_USAGE_DAILY = Dataset(
     sort_keys=("date", "area"),
 )
 
+QUALITY_ISSUES = Dataset(
+    name="quality_issues",
+    title="Records withheld or flagged by the quality rules",
+    description="Every record a quality rule withheld from, or flagged in, a dataset of this release, one "
+    "row per affected dataset: the rest of that dataset's partition is published. Rules, thresholds and "
+    "their sources: docs/pipeline.md (Quality quarantine). Non-public stations appear by area only, and "
+    "only where their area totals are published.",
+    columns=(
+        Column("release", pa.string(), "Release whose build took the decision (reused partitions keep it)."),
+        _date("Local date of the record (partition key)."),
+        Column("dataset", pa.string(), "Dataset the record is withheld from or flagged in.", nullable=False),
+        Column(
+            "dataset_date",
+            pa.date32(),
+            "Partition of that dataset (first day of the month for station_usage_monthly).",
+            "local date",
+            nullable=False,
+        ),
+        Column(
+            "station_id",
+            pa.string(),
+            "Public station; null for non-public stations (and where charging_sessions shows only the area).",
+        ),
+        AREA,
+        Column(
+            "record",
+            pa.string(),
+            "What the record is: session or station_15min (a station's 15-minute interval).",
+            nullable=False,
+        ),
+        Column(
+            "record_id",
+            pa.string(),
+            "Opaque id, the same on every row of one record; matches no "
+            "other published id. Null where the station is generalised to its area.",
+        ),
+        Column("interval_start", TS, "Start of the 15-minute interval (station_15min records).", "UTC"),
+        Column(
+            "action",
+            pa.string(),
+            "withheld (left out), flagged (published with the rule in its "
+            "quality flags) or overridden (published by a reviewed operator override).",
+            nullable=False,
+        ),
+        Column("rule", pa.string(), "Quality rule id (docs/pipeline.md).", nullable=False),
+        Column("measured_value", pa.float64(), "The value the rule measured (unit in `unit`)."),
+        Column("limit_value", pa.float64(), "The rule's limit for this record (unit in `unit`)."),
+        Column("unit", pa.string(), "Unit of measured_value and limit_value."),
+        Column(
+            "withheld_energy_kwh",
+            pa.float64(),
+            "Energy of the record left out of the dataset (0 when flagged).",
+            "kWh",
+        ),
+        Column(
+            "detail",
+            pa.string(),
+            "Why a record follows another's decision, or the override's reason and reviewer.",
+        ),
+    ),
+    time_column="date",
+    filterable=("dataset", "station_id", "area", "rule", "action", "record"),
+    sort_keys=("date", "dataset", "station_id", "area", "record_id", "interval_start", "rule"),
+)
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -458,6 +523,7 @@ DATASETS: dict[str, Dataset] = {
         STATION_USAGE_DAILY,
         STATION_USAGE_MONTHLY,
         AREA_USAGE_DAILY,
+        QUALITY_ISSUES,
     )
 }
 

@@ -35,6 +35,7 @@ import pyarrow as pa
 from ocpp_opendata.settings import Settings
 from pipelines.checks import CheckReport
 from pipelines.partitions import day_bounds
+from pipelines.quality.quarantine import Quarantine
 from pipelines.raw_index import RawIndex
 from pipelines.raw_reader import connector_sql, event_time_sql
 
@@ -142,10 +143,10 @@ def check_totals_reconcile(
     public: set[str],
     index: RawIndex,
     settings: Settings,
+    withheld: Quarantine | None = None,
 ) -> CheckReport:
-    """Blocking: published energy (of `energy_days`) and session totals (of `session_days`) agree with
-    the raw recount. Partitions a failed quality check kept at their previous version are not among
-    them: they are not this release's work."""
+    """Blocking: published energy (of `energy_days`) and session totals (of `session_days`), plus what
+    the quality rules withheld (`withheld`, listed in quality_issues), agree with the raw recount."""
     days = sorted(set(energy_days) | set(session_days))
     if not days:
         return CheckReport(CHECK_NAME, True, "no added or changed partitions to recount")
@@ -159,6 +160,11 @@ def check_totals_reconcile(
     daily = tables["station_usage_daily"]
     for d, n in zip(daily["date"].to_pylist(), daily["sessions"].to_pylist(), strict=True):
         sessions[d] += n
+    if withheld is not None:
+        for (sid, d), kwh in withheld.withheld_energy_kwh.items():
+            energy[(sid, d)] += kwh
+        for (sid, d), n in withheld.withheld_sessions.items():
+            sessions[d] += n if sid in public else 0
     retried: dict[date, int] = defaultdict(int)
     cs = tables["charging_sessions"]
     for d, flags in zip(cs["date"].to_pylist(), cs["quality_flags"].to_pylist(), strict=True):

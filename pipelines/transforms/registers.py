@@ -29,7 +29,7 @@ def plausible_wh(dt: str) -> str:
 def register_increments_sql(source: str, keys: tuple[str, ...]) -> str:
     """SELECT over `source` (columns: *keys, t, value) giving one row per distinct sample: *keys, t,
     dt (seconds since the series' previous sample), inc (Wh counted at this sample; NULL for a series'
-    first sample), reset, implausible."""
+    first sample), reset, implausible, backwards (a drop below the running maximum that is no reset)."""
     k = ", ".join(keys)
     order = "ORDER BY t, value"
     return f"""
@@ -62,6 +62,7 @@ def register_increments_sql(source: str, keys: tuple[str, ...]) -> str:
     ),
     i AS (
         SELECT {k}, t, reset, spike, coalesce(epoch(t - prev_t), dt0) AS dt,
+               coalesce(value < prev_high AND NOT spike, false) AS backwards,
                CASE WHEN spike THEN 0.0
                     WHEN prev_high IS NULL THEN (CASE WHEN reset THEN value END)
                     ELSE high - prev_high END AS raw_inc
@@ -69,5 +70,5 @@ def register_increments_sql(source: str, keys: tuple[str, ...]) -> str:
     )
     SELECT {k}, t, dt,
            CASE WHEN raw_inc > {plausible_wh("dt")} THEN 0.0 ELSE raw_inc END AS inc,
-           reset, spike OR coalesce(raw_inc > {plausible_wh("dt")}, false) AS implausible
+           reset, spike OR coalesce(raw_inc > {plausible_wh("dt")}, false) AS implausible, backwards
     FROM i"""

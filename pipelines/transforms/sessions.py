@@ -256,7 +256,8 @@ reg AS (
 d AS ({register_increments_sql("reg", ("idx",))}),
 e AS (
     SELECT idx, sum(coalesce(inc, 0)) AS energy, bool_or(reset) AS reset,
-           bool_or(implausible) AS implausible, count(*) AS samples, max(t) AS last_t,
+           bool_or(implausible) AS implausible, bool_or(backwards) AS backwards, count(*) AS samples,
+           max(t) AS last_t,
            max(inc * 3600 / nullif(dt, 0)) AS max_delta_w
     FROM d GROUP BY idx
 ),
@@ -275,7 +276,7 @@ off AS (
     FROM p JOIN pw USING (idx) WHERE p.w <= {CHARGING_POWER_W} AND p.t > pw.last_on GROUP BY p.idx
 )
 SELECT sess.idx, e.energy, e.reset, e.implausible, e.samples, e.last_t, e.max_delta_w,
-       pw.max_w, pw.first_on, pw.last_on, off.first_off
+       pw.max_w, pw.first_on, pw.last_on, off.first_off, e.backwards
 FROM sess LEFT JOIN e USING (idx) LEFT JOIN pw USING (idx) LEFT JOIN off USING (idx)
 ORDER BY sess.idx
 """
@@ -338,7 +339,7 @@ def build_sessions(
     cols: dict[str, list] = defaultdict(list)
     for s, fact in zip(sessions, facts, strict=True):
         _, energy, reset, implausible, samples, last_t, max_delta_w, max_w, first_on, last_on, first_off = (
-            fact
+            fact[:11]
         )
         tx = s.tx
         flags = set(s.flags)
@@ -357,6 +358,8 @@ def build_sessions(
             flags.add("register_reset")
         if implausible:
             flags.add("implausible_energy")
+        if fact[11]:  # a drop that is no reset (quality rule register_backwards)
+            flags.add("register_backwards")
         if last_t is not None and tx.stop is not None and last_t > tx.stop + timedelta(seconds=1):
             flags.add("late_meter_values")
         consistent_stop = (

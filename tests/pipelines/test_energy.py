@@ -91,7 +91,7 @@ def test_a_single_garbled_reading_is_ignored(settings: Settings, raw: RawZone) -
     assert max(r["power_w"] for r in rows) <= 6000 + 1e-6
 
 
-def test_a_station_drawing_megawatts_keeps_its_15_minute_series_out_of_the_release(
+def test_a_station_drawing_megawatts_has_only_that_interval_withheld_and_listed(
     settings: Settings, raw: RawZone
 ) -> None:
     write_registry(settings.data_dir, [("CP1", "One", 52.2, 5.9, "Centrum", 22, "public")])
@@ -102,8 +102,15 @@ def test_a_station_drawing_megawatts_keeps_its_15_minute_series_out_of_the_relea
     raw.flush()
     run_days(settings, DAY)
     manifest = json.loads((current(settings) / "manifest.json").read_text())
-    assert manifest["datasets"]["station_energy_15min"]["kept_previous"] == {
-        DAY.isoformat(): "negative energy or implausible power"
-    }
-    assert published(settings, "station_energy_15min") == []
+    assert manifest["datasets"]["station_energy_15min"]["kept_previous"] == {}
+    rows = published(settings, "station_energy_15min")
+    issues = [r for r in published(settings, "quality_issues") if r["dataset"] == "station_energy_15min"]
+    assert [(r["rule"], r["action"], r["interval_start"]) for r in issues] == [
+        ("power_above_connector_max", "withheld", T + 30 * M)
+    ]
+    assert issues[0]["measured_value"] > 400 and issues[0]["limit_value"] == round(22 * 1.1, 3)
+    # The two intervals before it are published (11 kW charging); the bad one is not.
+    assert [r["interval_start"] for r in rows] == [T, T + 15 * M]
+    assert all(r["peak_power_kw"] <= 11.0 + 1e-9 for r in rows)
     assert published(settings, "station_availability_hourly")
+    assert manifest["quality"]["withheld_records"] == 1

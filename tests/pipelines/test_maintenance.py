@@ -85,7 +85,7 @@ def test_raw_idtags_are_replaced_by_keyed_pseudonyms_after_retention(
     assert all(b"04AABBCCDD" not in f.read_bytes() for f in files)
 
 
-def test_old_releases_are_pruned_and_a_failing_partition_keeps_its_previous_version(
+def test_old_releases_are_pruned_and_an_overlapping_session_alone_is_withheld(
     settings: Settings, raw: RawZone, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = date(2026, 3, 10)
@@ -100,7 +100,7 @@ def test_old_releases_are_pruned_and_a_failing_partition_keeps_its_previous_vers
     settings = load_settings()
     run_days(settings, day)
     good = published(settings, "charging_sessions")
-    # A third session overlapping the first on the same connector makes the partition fail a check.
+    # A third session overlapping the first on the same connector is withheld; the others stay.
     raw.status("CP1", 1, T + 5 * M, "Preparing")
     raw.start("CP1", 1, T + 5 * M, "t9", "USERC3", 5000.0)
     raw.stop("CP1", T + 50 * M, "t9", 5600.0)
@@ -108,8 +108,11 @@ def test_old_releases_are_pruned_and_a_failing_partition_keeps_its_previous_vers
     run_days(settings, day)
     run_days(settings, day)
     manifest = json.loads((current(settings) / "manifest.json").read_text())
-    assert manifest["datasets"]["charging_sessions"]["kept_previous"] == {
-        "2026-03-10": "overlapping sessions on one connector"
-    }
+    assert manifest["datasets"]["charging_sessions"]["kept_previous"] == {}
     assert published(settings, "charging_sessions") == good
+    issues = published(settings, "quality_issues")
+    assert {(r["dataset"], r["rule"], r["action"]) for r in issues} == {
+        (name, "overlapping_sessions", "withheld")
+        for name in ("charging_sessions", "station_usage_daily", "station_usage_monthly", "area_usage_daily")
+    }
     assert len(list((published_root(settings.data_dir) / "releases").iterdir())) == 2
