@@ -25,6 +25,7 @@ from ingest.schema import TABLES
 from ocpp_opendata.registry import RegistryStation, load_registry
 from ocpp_opendata.settings import Settings
 from pipelines.published_schema import DATASETS
+from pipelines.reliability.build import build_reliability
 from pipelines.storage import read_work, work_dates, work_path
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
 from pipelines.transforms.energy import MINUTES_SCHEMA
@@ -296,6 +297,8 @@ def build_datasets(
         ds = DATASETS[name]
         rel = con.sql(sql).to_arrow_table()
         tables[name] = _conform(rel, ds.schema)
+    for name, tbl in build_reliability(settings, con, registry).items():
+        tables[name] = _conform(tbl, DATASETS[name].schema)
     return BuiltDatasets(tables, registry)
 
 
