@@ -33,6 +33,11 @@ class PipelineSettings:
     clock_skew_minutes: float = opt(
         5.0, "Charger timestamps further ahead of their receipt time than this are replaced by it."
     )
+    outage_offline_after: float = opt(
+        2.0,
+        "A charger silent on an open connection for more than this many heartbeat intervals counts as "
+        "offline (from its first missed heartbeat).",
+    )
     max_session_days: int = opt(
         3, "How long after its partition a session may still end (days); longer sessions stay open."
     )

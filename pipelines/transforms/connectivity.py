@@ -1,0 +1,245 @@
+"""Per charger, when it had no working connection to the backend: offline periods from the raw zone.
+
+Public entry point (stable: the reliability datasets build on it):
+
+    offline_periods(con, *, heartbeat_interval_s, offline_after, spans=None, until=None)
+        -> list[OfflinePeriod(station_id, start, end, source)]
+
+It needs these views in `con` (see `register_connectivity_views`):
+- `connections`: the connection log (received_at, event, charge_point_id, connection_id), every row;
+- `frames` (optional): inbound frames (received_at, charge_point_id, connection_id, direction, action,
+  text) for the heartbeat source and for the heartbeat interval the listener told each charger;
+- `status_notifications` / `transaction_events` / `meter_values` (optional, any of them, with
+  `event_time` and `received_at`): timestamped messages for the replay source.
+
+Three sources, all in receipt time (the listener's clock; event times are on that scale once a
+charger's clock offset is corrected, see clock.py):
+- `connection`: from a connection's close to the station's next open. A connection whose close was
+  never logged (listener killed) ends at its last frame when a later connection exists.
+- `heartbeat`: on an open connection, a silence longer than `offline_after` heartbeat intervals
+  (any inbound frame counts as a sign of life: OCPP 1.6 §4.6 lets a charger skip a Heartbeat when
+  it sent another message) is offline from the first missed heartbeat (last frame + one interval)
+  to the next frame.
+- `replay`: a timestamped message received more than REPLAY_LAG_S after its event time on a
+  connection whose other messages arrive in real time was queued while the charger was offline:
+  the charger was offline from that event time until the connection that delivered it opened.
+
+Connections whose every message lags its receipt by more than REPLAY_LAG_S (a bulk backfill, a
+time-compressed simulation) are skipped: their receipt times say nothing about the charger's own
+time line. Overlapping periods of one station are merged; `source` then names every source that
+saw it, joined by '+', in the order connection, heartbeat, replay. `end` is None while the station
+is still offline at the end of the data (`until` defaults to the last receipt in the log).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+# A message this much older than its receipt was not sent live (matches the availability rule).
+REPLAY_LAG_S = 600.0
+SOURCES = ("connection", "heartbeat", "replay")
+TIMESTAMPED = ("status_notifications", "transaction_events", "meter_values")
+
+
+@dataclass(frozen=True)
+class OfflinePeriod:
+    station_id: str
+    start: datetime
+    end: datetime | None
+    source: str
+
+    def minutes_in(self, a: datetime, b: datetime, until: datetime) -> float:
+        """Minutes of [a, b) this period covers (an open period runs to `until`)."""
+        lo, hi = max(a, self.start), min(b, self.end or until)
+        return max(0.0, (hi - lo).total_seconds() / 60.0)
+
+
+def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = $n", {"n": name}).fetchone()[0]  # type: ignore[index]
+        or con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = $n", {"n": name}).fetchone()[
+            0
+        ]  # type: ignore[index]
+    )
+
+
+def heartbeat_intervals(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """Per station, the heartbeat interval (s) of the last BootNotification answer it got."""
+    if not _has_view(con, "frames"):
+        return {}
+    rows = con.execute(
+        """SELECT charge_point_id, arg_max(text, received_at) FROM frames
+           WHERE direction = 'out' AND action = 'BootNotification' AND message_type = 3
+           GROUP BY charge_point_id"""
+    ).fetchall()
+    out: dict[str, float] = {}
+    for cp, text in rows:
+        try:
+            interval = json.loads(text)[2].get("interval")
+        except (ValueError, TypeError, IndexError, AttributeError):
+            continue
+        if isinstance(interval, int | float) and interval > 0:
+            out[cp] = float(interval)
+    return out
+
+
+def _connection_bounds(
+    con: duckdb.DuckDBPyConnection,
+) -> dict[str, list[tuple[str, datetime | None, datetime | None]]]:
+    """Per station, its connections as (id, open, close) in order of opening."""
+    rows = con.execute(
+        """SELECT charge_point_id, connection_id,
+                  min(received_at) FILTER (WHERE event = 'connected'),
+                  max(received_at) FILTER (WHERE event = 'disconnected'),
+                  min(received_at)
+           FROM connections
+           WHERE event IN ('connected', 'disconnected') AND charge_point_id IS NOT NULL
+             AND connection_id IS NOT NULL
+           GROUP BY ALL ORDER BY 1, 5, 2"""
+    ).fetchall()
+    out: dict[str, list[tuple[str, datetime | None, datetime | None]]] = defaultdict(list)
+    for cp, conn, opened, closed, _first in rows:
+        out[cp].append((conn, opened, closed))
+    return out
+
+
+def _signs_of_life(con: duckdb.DuckDBPyConnection) -> dict[str, list[datetime]]:
+    """Per connection, the receipt times of its inbound frames, in order."""
+    if not _has_view(con, "frames"):
+        return {}
+    rows = con.execute(
+        """SELECT connection_id, list(received_at ORDER BY received_at) FROM frames
+           WHERE direction = 'in' GROUP BY connection_id"""
+    ).fetchall()
+    return dict(rows)
+
+
+def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
+    """Per connection: the earliest event time of a message it delivered late (see module doc)."""
+    parts = [
+        f"SELECT connection_id, received_at, event_time FROM {t} WHERE NOT clock_corrected"
+        for t in TIMESTAMPED
+        if _has_view(con, t)
+    ]
+    if not parts:
+        return {}
+    lag = "epoch(received_at) - epoch(event_time)"
+    rows = con.execute(
+        f"""SELECT connection_id, min(event_time) FILTER (WHERE {lag} > {REPLAY_LAG_S})
+            FROM ({" UNION ALL ".join(parts)})
+            GROUP BY connection_id
+            HAVING min({lag}) <= {REPLAY_LAG_S} AND max({lag}) > {REPLAY_LAG_S}"""
+    ).fetchall()
+    return dict(rows)
+
+
+def _merge(station: str, raw: list[tuple[datetime, datetime | None, str]]) -> list[OfflinePeriod]:
+    out: list[OfflinePeriod] = []
+    cur: list | None = None
+    for start, end, source in sorted(raw, key=lambda r: (r[0], r[1] is None, r[1] or r[0])):
+        if cur is not None and (cur[1] is None or start <= cur[1]):
+            cur[1] = None if cur[1] is None or end is None else max(cur[1], end)
+            cur[2].add(source)
+            continue
+        if cur is not None:
+            out.append(OfflinePeriod(station, cur[0], cur[1], "+".join(s for s in SOURCES if s in cur[2])))
+        cur = [start, end, {source}]
+    if cur is not None:
+        out.append(OfflinePeriod(station, cur[0], cur[1], "+".join(s for s in SOURCES if s in cur[2])))
+    return out
+
+
+def offline_periods(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    heartbeat_interval_s: float,
+    offline_after: float = 2.0,
+    spans: dict[str, tuple] | None = None,
+    until: datetime | None = None,
+) -> list[OfflinePeriod]:
+    """Offline periods of every station, ordered by station and start (see the module doc).
+
+    heartbeat_interval_s: the interval assumed where no BootNotification answer names one.
+    offline_after: silence longer than this many heartbeat intervals is offline.
+    spans: connection id → (station, first event, last event, smallest receipt lag in s), as
+        `RawIndex.connection_spans()` gives; connections lagging more than REPLAY_LAG_S are skipped.
+    """
+    spans = spans or {}
+    intervals = heartbeat_intervals(con)
+    life = _signs_of_life(con)
+    replayed = _replayed(con)
+    last_receipt = con.execute("SELECT max(received_at) FROM connections").fetchone()[0]  # type: ignore[index]
+    last_frames = [v[-1] for v in life.values() if v]
+    horizon = until or max([t for t in (last_receipt, *last_frames) if t is not None], default=None)
+    periods: list[OfflinePeriod] = []
+    for cp, conns in _connection_bounds(con).items():
+        live = [
+            c
+            for c in conns
+            if not (spans.get(c[0]) and spans[c[0]][3] is not None and spans[c[0]][3] > REPLAY_LAG_S)
+        ]
+        interval = timedelta(seconds=intervals.get(cp, heartbeat_interval_s))
+        silence = interval * offline_after
+        raw: list[tuple[datetime, datetime | None, str]] = []
+        for i, (conn, opened, closed) in enumerate(live):
+            signs = life.get(conn, [])
+            begin = opened or (signs[0] if signs else None)
+            nxt = live[i + 1][1] if i + 1 < len(live) else None
+            end = closed
+            if end is None and nxt is not None:
+                end = max([begin, *signs[-1:]]) if begin else None  # close never logged
+            # Connection source: from this close to the next open (a replaced connection closes
+            # after its successor opened: no gap).
+            if end is not None and (nxt is None or nxt > end):
+                raw.append((end, nxt, "connection"))
+            # Heartbeat source: silences on the open connection (one still silent at the end of the
+            # data is offline from its first missed heartbeat on).
+            marks = [t for t in (begin, *signs, end) if t is not None]
+            for a, b in itertools.pairwise(marks):
+                if b - a > silence:
+                    raw.append((a + interval, b, "heartbeat"))
+            if end is None and marks and horizon is not None and horizon - marks[-1] > silence:
+                raw.append((marks[-1] + interval, None, "heartbeat"))
+            # Replay source: queued messages delivered on this connection.
+            first_queued = replayed.get(conn)
+            if first_queued is not None and begin is not None and first_queued < begin:
+                raw.append((first_queued, begin, "replay"))
+        periods.extend(p for p in _merge(cp, raw) if p.end is None or p.end > p.start)
+    return sorted(periods, key=lambda p: (p.station_id, p.start))
+
+
+def register_connectivity_views(
+    con: duckdb.DuckDBPyConnection,
+    index: object,
+    skew_minutes: float,
+    receipt_start: datetime | None = None,
+    receipt_end: datetime | None = None,
+) -> None:
+    """Views `connections` (every file) and `frames` (inbound frames and BootNotification answers
+    received in [receipt_start, receipt_end), all when None) for `offline_periods`, from a RawIndex."""
+    from pipelines.raw_reader import register_view
+
+    def files(table: str) -> list[Path]:
+        if receipt_start is None or receipt_end is None:
+            return index.all_files(table)  # type: ignore[attr-defined]
+        return index.files_overlapping(table, receipt_start, receipt_end)  # type: ignore[attr-defined]
+
+    register_view(con, "connections", files("connections"), None, None, skew_minutes=skew_minutes,
+                  materialize=True)  # fmt: skip
+    cols = ("received_at", "charge_point_id", "connection_id", "direction", "message_type", "action", "text")
+    register_view(con, "frames", files("frames"), receipt_start, receipt_end,
+                  skew_minutes=skew_minutes, columns=cols, name="frames_all")  # fmt: skip
+    # Only what offline_periods reads: inbound receipt times and the BootNotification answers' text.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE frames AS
+           SELECT received_at, charge_point_id, connection_id, direction, message_type, action,
+                  CASE WHEN direction = 'out' AND action = 'BootNotification' THEN text END AS text
+           FROM frames_all WHERE direction = 'in' OR action = 'BootNotification'"""
+    )
