@@ -104,7 +104,7 @@ def availability_for_day(settings: Settings, index: RawIndex, day: date) -> Path
         spans = index.connection_spans()
         table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, spans)
         # Per-port states for the reliability datasets, from the same views (pipelines/reliability).
-        write_port_states(con, settings.data_dir, day, start, start - STATUS_LOOKBACK, end, spans)
+        write_port_states(con, settings, index, day, start, start - STATUS_LOOKBACK, end, spans)
     finally:
         con.close()
     path = work_path(settings.data_dir, "availability", day)

@@ -5,22 +5,26 @@ from the same raw views. Unlike the station-hour minutes it keeps each port apar
 Faulted notification's errorCode, vendorId, vendorErrorCode and info, which the outages need.
 
 A port's state holds from one StatusNotification to the next (the same rule as the availability
-minutes); while its station is offline longer than OFFLINE_AFTER the state is `offline` whatever
-the last status said; before the port's first status (within the 7-day look-back) it is `unknown`.
+minutes); while its station is offline (`transforms.connectivity`: connection gaps longer than
+`--outage-offline-after` heartbeat intervals, heartbeat silences, replayed queues) the state is
+`offline` whatever the last status said; before the port's first status (within the 7-day
+look-back) it is `unknown`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from ocpp_opendata.settings import Settings
+from pipelines.raw_index import RawIndex
 from pipelines.raw_reader import connector_sql
 from pipelines.storage import work_path, write_parquet
-from pipelines.transforms.availability import online_intervals
+from pipelines.transforms.connectivity import OfflinePeriod, offline_periods, register_connectivity_views
 from pipelines.transforms.statuses import category
 
 TS = pa.timestamp("us", tz="UTC")
@@ -39,12 +43,6 @@ PORT_STATES_SCHEMA = pa.schema(
         pa.field("info", pa.string()),
     ]
 )
-
-# The issue's `--outage-offline-after` default: two heartbeat intervals of the listener (300 s). A
-# shorter loss of connection is a reconnect, not an outage (the charger was most likely usable).
-OFFLINE_AFTER = timedelta(seconds=2 * 300)
-
-OnlineChanges = dict[str, list[tuple[datetime, bool]]]
 
 
 def _status_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -71,23 +69,20 @@ def _status_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
-def offline_periods(online: OnlineChanges, start: datetime, end: datetime) -> dict[str, list[tuple]]:
-    """Per station: offline (from, to) within [start, end) lasting longer than OFFLINE_AFTER.
-    `online` holds (time, online) changes as `transforms.availability.online_intervals` gives them."""
-    out: dict[str, list[tuple]] = {}
-    for cp, changes in online.items():
-        periods = []
-        down: datetime | None = None
-        for t, up in sorted(changes):
-            if not up and down is None:
-                down = t
-            elif up and down is not None:
-                periods.append((down, t))
-                down = None
-        if down is not None:
-            periods.append((down, end))
-        kept = [(max(a, start), min(b, end)) for a, b in periods if b - a > OFFLINE_AFTER]
-        out[cp] = [(a, b) for a, b in kept if a < b]
+def offline_spans(
+    periods: list[OfflinePeriod], start: datetime, end: datetime, min_gap: timedelta
+) -> dict[str, list[tuple]]:
+    """Per station: offline (from, to) within [start, end), from `transforms.connectivity`. A gap
+    between two connections only counts when longer than `min_gap` (a reconnect is no outage);
+    heartbeat silences and replayed queues are offline by their own definition."""
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for p in periods:
+        b = p.end or end
+        if p.source == "connection" and b - p.start <= min_gap:
+            continue
+        lo, hi = max(p.start, start), min(b, end)
+        if lo < hi:
+            out[p.station_id].append((lo, hi))
     return out
 
 
@@ -103,13 +98,16 @@ def _cut(intervals: list[tuple], holes: list[tuple]) -> list[tuple]:
 
 
 def build_port_states(
-    con: duckdb.DuckDBPyConnection, day: date, day_start: datetime, day_end: datetime, online: OnlineChanges
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    day_start: datetime,
+    day_end: datetime,
+    offline: dict[str, list[tuple]],
 ) -> pa.Table:
     """State intervals of every port seen in the raw views, clipped to [day_start, day_end)."""
     by_port: dict[tuple[str, int], list[tuple]] = defaultdict(list)
     for cp, conn, t, status, code, vendor, vcode, info in _status_rows(con):
         by_port[(cp, int(conn))].append((t, status, code, vendor, vcode, info))
-    offline = offline_periods(online, day_start, day_end)
     cols: dict[str, list] = defaultdict(list)
     for (cp, conn), events in sorted(by_port.items()):
         spans: list[tuple] = []
@@ -141,16 +139,29 @@ def build_port_states(
 
 def write_port_states(
     con: duckdb.DuckDBPyConnection,
-    data_dir: Path,
+    settings: Settings,
+    index: RawIndex,
     day: date,
     day_start: datetime,
     lookback_start: datetime,
     day_end: datetime,
     spans: dict[str, tuple] | None,
 ) -> Path:
-    """Build and write one day's port states from the views `availability_for_day` registered."""
-    online = online_intervals(con, lookback_start, spans)
-    table = build_port_states(con, day, day_start, day_end, online)
-    path = work_path(data_dir, "port_states", day)
+    """Build and write one day's port states from the views `availability_for_day` registered, plus
+    the connection log and frames `transforms.connectivity` reads."""
+    # Frames from a heartbeat before the look-back on: enough to see the silences of the window.
+    margin = timedelta(seconds=settings.heartbeat_interval * max(settings.outage_offline_after, 1) * 2)
+    register_connectivity_views(con, index, settings.clock_skew_minutes, lookback_start - margin, day_end)
+    periods = offline_periods(
+        con,
+        heartbeat_interval_s=settings.heartbeat_interval,
+        offline_after=settings.outage_offline_after,
+        spans=spans,
+        until=min(day_end, datetime.now(UTC)),
+    )
+    min_gap = timedelta(seconds=settings.heartbeat_interval * settings.outage_offline_after)
+    offline = offline_spans(periods, day_start, day_end, min_gap)
+    table = build_port_states(con, day, day_start, day_end, offline)
+    path = work_path(settings.data_dir, "port_states", day)
     write_parquet(table, path, ("station_id", "connector_id", "start"))
     return path

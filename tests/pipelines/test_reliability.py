@@ -4,10 +4,12 @@ network reliability and session outcomes (pipelines/reliability, docs/reliabilit
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from ocpp_opendata.settings import Settings
+from pipelines.reliability.exclusions import ExclusionError, load_exclusions
 from tests.pipelines.helpers import published, run_days, write_registry
 from tests.pipelines.rawdata import RawZone
 
@@ -22,12 +24,25 @@ REGISTRY = [
 ]
 
 
+def heartbeats(raw: RawZone, cp: str, conn: str, start: datetime, end: datetime) -> None:
+    """Inbound Heartbeat frames every 300 s: the signs of life connectivity.py looks for."""
+    t = start
+    while t < end:
+        raw.rows["frames"].append(
+            {"received_at": t, "charge_point_id": cp, "connection_id": conn, "ocpp_version": "1.6",
+             "seq": 0, "direction": "in", "message_type": 2, "message_id": "hb", "action": "Heartbeat",
+             "text": '[2,"hb","Heartbeat",{}]', "length": 22}
+        )  # fmt: skip
+        t += 5 * M
+
+
 def fleet(raw: RawZone) -> None:
     """CP1 (150 kW, two ports) over two local days: a Faulted period across midnight with an MREC
     code, an Unavailable window, a session that never delivers, one normal session; CP2 is private."""
     for conn in (1, 2):
         raw.status("CP1", conn, T0, "Available")
     raw.connected("CP1", T0 - H)
+    heartbeats(raw, "CP1", "test-CP1", T0 - H, T0 + 49 * H)
     # Port 1: Faulted from 21:00 local D1 (20:00 UTC) to 02:00 local D2 (01:00 UTC): 300 min.
     raw.status("CP1", 1, T0 + 21 * H, "Faulted", error_code="OtherError", vendor_id="com.evgo.mrec",
                vendor_error_code="F008", info="70")  # fmt: skip
@@ -127,3 +142,38 @@ def test_session_outcomes_tell_a_failed_start_from_a_success(run: Settings) -> N
         0,
     )
     assert row["visits"] == 2 and row["first_attempt_success_pct"] == pytest.approx(50.0)
+
+
+def test_a_lost_connection_is_an_offline_outage_and_a_quick_reconnect_is_not(
+    settings: Settings, raw: RawZone
+) -> None:
+    write_registry(settings.data_dir, REGISTRY)
+    raw.status("CP1", 1, T0, "Available")
+    raw.connected("CP1", T0 - H, "c1")
+    heartbeats(raw, "CP1", "c1", T0 - H, T0 + 2 * H)
+    heartbeats(raw, "CP1", "c2", T0 + 2 * H + 2 * M, T0 + 13 * H)
+    heartbeats(raw, "CP1", "c3", T0 + 15 * H + 30 * M, T0 + 25 * H)
+    # A reconnect after 2 minutes (under two 300 s heartbeat intervals): no outage.
+    raw.disconnected("CP1", T0 + 2 * H, "c1")
+    raw.connected("CP1", T0 + 2 * H + 2 * M, "c2")
+    # Gone from 12:00 to 14:30 UTC: an offline outage of 150 minutes.
+    raw.disconnected("CP1", T0 + 13 * H, "c2")
+    raw.connected("CP1", T0 + 15 * H + 30 * M, "c3")
+    raw.status("CP1", 1, T0 + 15 * H + 31 * M, "Available")
+    raw.flush()
+    run_days(settings, D1)
+    (o,) = published(settings, "port_outages")
+    assert o["cause"] == "offline" and o["minutes"] == pytest.approx(150.0)
+    assert o["start"] == T0 + 13 * H and not o["ongoing"]
+    (u,) = published(settings, "port_uptime_monthly")
+    assert u["outage_minutes"] == pytest.approx(150.0) and u["period_minutes"] == pytest.approx(1440.0)
+
+
+def test_a_bad_exclusion_reason_is_refused_with_its_line(data_dir: Path) -> None:
+    (data_dir / "outage_exclusions.csv").write_text(
+        "station_id,connector_id,start,end,reason\n"
+        "CP1,1,2026-03-10T11:00:00Z,2026-03-10T12:00:00Z,scheduled_maintenance\n"
+        "CP1,1,2026-03-10T11:00:00Z,2026-03-10T12:00:00Z,bad luck\n"
+    )
+    with pytest.raises(ExclusionError, match="line 3: reason 'bad luck' is not one of"):
+        load_exclusions(data_dir)
