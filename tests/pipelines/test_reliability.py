@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from ocpp_opendata.settings import Settings
+from pipelines.reliability.checks import reliability_checks
 from pipelines.reliability.exclusions import ExclusionError, load_exclusions
 from tests.pipelines.helpers import published, run_days, write_registry
 from tests.pipelines.rawdata import RawZone
@@ -177,3 +179,18 @@ def test_a_bad_exclusion_reason_is_refused_with_its_line(data_dir: Path) -> None
     )
     with pytest.raises(ExclusionError, match="line 3: reason 'bad luck' is not one of"):
         load_exclusions(data_dir)
+
+
+def test_the_blocking_checks_pass_on_the_release_and_catch_a_broken_row(run: Settings) -> None:
+    tables = {
+        name: pa.Table.from_pylist(published(run, name))
+        for name in ("port_outages", "port_uptime_monthly", "network_reliability_monthly",
+                     "network_reliability_yearly")
+    }  # fmt: skip
+    assert all(r.passed for r in reliability_checks(tables, run.timezone))
+    rows = tables["port_uptime_monthly"].to_pylist()
+    rows[0] = {**rows[0], "outage_minutes": rows[0]["period_minutes"] + 5, "uptime_pct": 99.0}
+    broken = {**tables, "port_uptime_monthly": pa.Table.from_pylist(rows)}
+    failed = {r.name for r in reliability_checks(broken, run.timezone) if not r.passed}
+    assert failed == {"outage_minutes_within_period", "outages_add_up_to_monthly_totals",
+                      "uptime_follows_the_formula"}  # fmt: skip
