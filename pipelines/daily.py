@@ -20,6 +20,7 @@ from pipelines.partitions import day_bounds
 from pipelines.privacy import Pseudonymizer, load_master_key
 from pipelines.raw_index import RawIndex
 from pipelines.raw_reader import register_view
+from pipelines.reliability.port_states import write_port_states
 from pipelines.storage import work_path, write_parquet
 from pipelines.transforms.availability import build_availability
 from pipelines.transforms.energy import build_station_minutes
@@ -100,7 +101,10 @@ def availability_for_day(settings: Settings, index: RawIndex, day: date) -> Path
         # Connection events are in receipt time: all of them are read, whatever the charger's clock
         # said (a replayed or simulated past has them much later than its events).
         _view(con, index, "connections", None, None, settings)
-        table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, index.connection_spans())
+        spans = index.connection_spans()
+        table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, spans)
+        # Per-port states for the reliability datasets, from the same views (pipelines/reliability).
+        write_port_states(con, settings, index, day, start, start - STATUS_LOOKBACK, end, spans)
     finally:
         con.close()
     path = work_path(settings.data_dir, "availability", day)

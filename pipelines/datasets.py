@@ -27,6 +27,7 @@ from ocpp_opendata.settings import Settings
 from pipelines.published_schema import DATASETS
 from pipelines.quality.build import quality_issues, quarantine_work
 from pipelines.quality.quarantine import Quarantine
+from pipelines.reliability.build import build_reliability
 from pipelines.storage import read_work, work_dates, work_path
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
 from pipelines.transforms.energy import MINUTES_SCHEMA
@@ -306,6 +307,8 @@ def build_datasets(
         tables[name] = _conform(rel, ds.schema)
     issues = quality_issues(con, settings, quarantine, period)
     tables["quality_issues"] = _conform(issues, DATASETS["quality_issues"].schema)
+    for name, tbl in build_reliability(settings, con, registry).items():
+        tables[name] = _conform(tbl, DATASETS[name].schema)
     return BuiltDatasets(tables, registry, quarantine)
 
 

@@ -45,6 +45,10 @@ _CODE = (
 )  # fmt: skip
 PERIOD_DATASETS = {"charging_sessions"}
 MONTH_DATASETS = {"station_usage_monthly"}
+# Built from every work day each time (trailing 12-month uptime, outages across days): see
+# pipelines/reliability/build.py. Unchanged partitions keep identical bytes.
+ALWAYS_REBUILT = {"port_outages", "port_uptime_monthly", "network_reliability_monthly",
+                  "station_session_outcomes_daily"}  # fmt: skip
 
 
 def _file_digest(path: Path) -> str:
@@ -113,7 +117,7 @@ class Plan:
 
     def rebuilds(self, dataset: str, partition: str | None, period: str) -> bool:
         """True when this release writes the partition afresh (False: reuse the previous file)."""
-        if self.full or partition is None:
+        if self.full or partition is None or dataset in ALWAYS_REBUILT:
             return True
         day = date.fromisoformat(partition)
         if dataset in PERIOD_DATASETS:

@@ -60,6 +60,7 @@ from pipelines.published_schema import (
 from pipelines.quality.build import stamp_release
 from pipelines.quality.report import QUALITY_API_PATH, quality_summary
 from pipelines.raw_index import RawIndex
+from pipelines.reliability.checks import reliability_checks
 from pipelines.storage import (
     prune_store_releases,
     read_current,
@@ -440,6 +441,7 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             else checks.CheckReport("pseudonym_single_station", True, "network scope chosen: not applicable"),
             checks.check_no_private_station(tables, built.registry),
             checks.check_suppressed_cells(tables),
+            *reliability_checks(tables, settings.timezone),
         ]
         _catalog(staging)
         created = now.astimezone(UTC).isoformat()

@@ -512,6 +512,219 @@ QUALITY_ISSUES = Dataset(
     sort_keys=("date", "dataset", "station_id", "area", "record_id", "interval_start", "rule"),
 )
 
+# --- Reliability (issue #18; definitions in docs/reliability.md, logic in pipelines/reliability/) ----
+
+CONNECTOR_ID = Column("connector_id", pa.int32(), "Port: 1.6 connectorId, 2.0.1 evseId.", nullable=False)
+
+PORT_OUTAGES = Dataset(
+    name="port_outages",
+    title="Outages per public port",
+    description="One row per outage of a public port (23 CFR 680.112(a)(8)): faulted, unavailable, offline "
+    "(no connection for longer than two heartbeat intervals) or no_power (a session that delivered < 1 kWh "
+    "below the port's required minimum power). Operator-declared exclusions (outage_exclusions.csv) count "
+    "only where they overlap the outage.",
+    columns=(
+        _date("Local date the outage started on (partition key)."),
+        Column("station_id", pa.string(), STATION_ID.description, nullable=False),
+        CONNECTOR_ID,
+        AREA,
+        Column(
+            "start", TS, "Outage start (exact; no_power outages on the rounding grid).", "UTC", nullable=False
+        ),
+        Column("end", TS, "Outage end (the end of the data while ongoing).", "UTC", nullable=False),
+        Column("minutes", pa.float64(), "end - start.", "min", nullable=False),
+        Column("cause", pa.string(), "faulted, unavailable, offline or no_power.", nullable=False),
+        Column(
+            "error_code", pa.string(), "OCPP 1.6 errorCode of the Faulted notification (NoError omitted)."
+        ),
+        Column("vendor_error_code", pa.string(), "vendorErrorCode of the Faulted notification."),
+        Column(
+            "mrec_code",
+            pa.string(),
+            "ChargeX Minimum Required Error Code, when the charger sends MREC (vendorId com.evgo.mrec).",
+        ),
+        Column(
+            "ongoing",
+            pa.bool_(),
+            "True when the outage lasts until the end of the port's data.",
+            nullable=False,
+        ),
+        Column("excluded", pa.bool_(), "True when a declared exclusion overlaps the outage.", nullable=False),
+        Column(
+            "excluded_minutes",
+            pa.float64(),
+            "Minutes of the outage covered by exclusions (T_excluded).",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "exclusion_reason",
+            pa.string(),
+            "Reasons of the overlapping exclusions (NEVI list), comma-separated.",
+        ),
+    ),
+    time_column="start",
+    filterable=("station_id", "area", "cause"),
+    sort_keys=("date", "station_id", "connector_id", "start"),
+)
+
+PORT_UPTIME_MONTHLY = Dataset(
+    name="port_uptime_monthly",
+    title="NEVI uptime per public port and month",
+    description="Port uptime by 23 CFR 680.116(b): uptime_pct = (T - (T_outage - T_excluded)) / T x 100 with "
+    "T the observed minutes of the month; the trailing 12-month figure and whether it exceeds 97 %.",
+    columns=(
+        _date("First local day of the month (partition key)."),
+        Column("station_id", pa.string(), STATION_ID.description, nullable=False),
+        CONNECTOR_ID,
+        AREA,
+        Column(
+            "period_minutes",
+            pa.float64(),
+            "T: minutes of the month with a known state or offline.",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "outage_minutes",
+            pa.float64(),
+            "T_outage: minutes of port_outages inside the month.",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "excluded_minutes",
+            pa.float64(),
+            "T_excluded: excluded minutes of those outages.",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "unknown_minutes",
+            pa.float64(),
+            "Minutes with no data at all (not part of T).",
+            "min",
+            nullable=False,
+        ),
+        Column("uptime_pct", pa.float64(), "Uptime of the month; null when T = 0.", "%"),
+        Column(
+            "uptime_pct_12m",
+            pa.float64(),
+            "Uptime over this and the 11 previous months; null while fewer "
+            "than 12 months have data (window_months).",
+            "%",
+        ),
+        Column(
+            "window_months", pa.int32(), "Months with data in the trailing 12-month window.", nullable=False
+        ),
+        Column("meets_nevi", pa.bool_(), "Trailing uptime (over the window_months there are) > 97 %."),
+    ),
+    time_column="date",
+    filterable=("station_id", "area"),
+    sort_keys=("date", "station_id", "connector_id"),
+    partition_period="month",
+)
+
+
+def _reliability_columns() -> tuple[Column, ...]:
+    return (
+        Column("area", pa.string(), "District, or '(network)' for all public stations.", nullable=False),
+        Column("power_class", pa.string(), "rapid (registry max_power_kw >= 50) or other.", nullable=False),
+        Column("stations", pa.int64(), "Public stations counted.", nullable=False),
+        Column(
+            "working_minutes",
+            pa.float64(),
+            "AVAILABLE, CHARGING/BLOCKED (occupied) and RESERVED connector-minutes.",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "ineligible_minutes",
+            pa.float64(),
+            "UNKNOWN connector-minutes (offline, no data): count as reliable (reg. 7(3)(b)).",
+            "min",
+            nullable=False,
+        ),
+        Column(
+            "not_working_minutes",
+            pa.float64(),
+            "INOPERATIVE (Unavailable) and OUTOFORDER (Faulted) connector-minutes.",
+            "min",
+            nullable=False,
+        ),
+        Column("total_minutes", pa.float64(), "All connector-minutes.", "min", nullable=False),
+        Column("reliability_pct", pa.float64(), "(total - not working) / total x 100 (UK reg. 7).", "%"),
+        Column("meets_uk_reg7", pa.bool_(), "Rapid class only: reliability_pct >= 99 (null for other)."),
+    )
+
+
+NETWORK_RELIABILITY_MONTHLY = Dataset(
+    name="network_reliability_monthly",
+    title="Network reliability per area and month (UK reg. 7)",
+    description="Reliability of the public stations by the UK Public Charge Point Regulations 2023, reg. 7, "
+    "per area and for the whole network, rapid (>= 50 kW) and other chargers apart.",
+    columns=(_date("First local day of the month (partition key)."), *_reliability_columns()),
+    time_column="date",
+    filterable=("area", "power_class"),
+    sort_keys=("date", "area", "power_class"),
+    partition_period="month",
+)
+
+NETWORK_RELIABILITY_YEARLY = Dataset(
+    name="network_reliability_yearly",
+    title="Network reliability per area and calendar year (UK reg. 7)",
+    description="As network_reliability_monthly per local calendar year; reg. 7(2) asks >= 99 % for rapid "
+    "chargers per year.",
+    columns=(Column("year", pa.int32(), "Local calendar year.", nullable=False), *_reliability_columns()),
+    time_column=None,
+    filterable=("year", "area", "power_class"),
+    sort_keys=("year", "area", "power_class"),
+    partitioned=False,
+)
+
+
+def _outcome(name: str, text: str) -> Column:
+    return Column(name, pa.int64(), text + " Null when suppressed.")
+
+
+STATION_SESSION_OUTCOMES_DAILY = Dataset(
+    name="station_session_outcomes_daily",
+    title="Session outcomes per public station and day",
+    description="How the closed sessions plugged in on the day ended: successful (>= 1 kWh or >= 5 min "
+    "charging), failed_to_start, ended_in_fault, too_short; visits and the first-attempt success rate. "
+    "Counts are withheld where the station-day had fewer than k distinct users.",
+    columns=(
+        _date("Local date of the plug-in (partition key)."),
+        Column("station_id", pa.string(), STATION_ID.description, nullable=False),
+        AREA,
+        Column("sessions", pa.int64(), "Closed sessions plugged in on the day.", nullable=False),
+        _outcome(
+            "successful", "Sessions that delivered >= 1 kWh or charged >= 5 minutes, not ended by a fault."
+        ),
+        _outcome("failed_to_start", "Transactions started that delivered no energy at all."),
+        _outcome(
+            "ended_in_fault", "Sessions stopped by a charger fault (stop reason or Faulted at the end)."
+        ),
+        _outcome("too_short", "The rest: some energy, under 1 kWh and 5 minutes."),
+        _outcome("visits", "A user's sessions at the station chained by gaps under 30 minutes."),
+        Column(
+            "first_attempt_success_pct",
+            pa.float64(),
+            "Visits whose first session succeeded; null when suppressed.",
+            "%",
+        ),
+        Column(
+            "outcomes_suppressed",
+            pa.bool_(),
+            "True when fewer than k distinct users: counts withheld.",
+            nullable=False,
+        ),
+    ),
+    time_column="date",
+    filterable=("station_id", "area"),
+    sort_keys=("date", "station_id"),
+)
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -524,6 +737,11 @@ DATASETS: dict[str, Dataset] = {
         STATION_USAGE_MONTHLY,
         AREA_USAGE_DAILY,
         QUALITY_ISSUES,
+        PORT_OUTAGES,
+        PORT_UPTIME_MONTHLY,
+        NETWORK_RELIABILITY_MONTHLY,
+        NETWORK_RELIABILITY_YEARLY,
+        STATION_SESSION_OUTCOMES_DAILY,
     )
 }
 

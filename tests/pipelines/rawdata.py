@@ -54,10 +54,11 @@ class RawZone:
 
     def status(
         self, cp: str, conn: int, t: datetime, status: str, *, received: datetime | None = None,
-        version: str | None = None,
+        version: str | None = None, **extra: Any,
     ) -> None:  # fmt: skip
+        """`extra`: more StatusNotification columns (error_code, vendor_id, vendor_error_code, info)."""
         v = version or self.version
-        row = {**self._ctx(cp, t, received, v), "timestamp": t, "status": status, "quality": []}
+        row = {**self._ctx(cp, t, received, v), "timestamp": t, "status": status, "quality": [], **extra}
         if v == "1.6":
             row["connector_id"] = conn
         else:
