@@ -22,6 +22,15 @@ from ocpp_opendata.options import settings_from, settings_options
     "sql_memory_limit",
     "sql_threads",
     "sql_max_in_flight",
+    "station_registry",
+    "heartbeat_interval",
+    "live_poll",
+    "live_offline_after",
+    "live_max_age",
+    "live_country_code",
+    "live_party_id",
+    "live_country",
+    "live_operator_name",
 )
 def serve(**options: Any) -> None:
     """Serve the published open data (datasets, downloads, usage, SQL) read-only over HTTP."""
