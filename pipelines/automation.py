@@ -28,6 +28,7 @@ from pipelines.partitions import local_dates_between
 from pipelines.raw_index import EVENT_TABLES, IndexedFile, RawIndex
 from pipelines.resources import PipelineSettings
 from pipelines.storage import work_dates, work_path
+from pipelines.transforms.energy import SPLIT_LOOKAHEAD
 
 WORK_ASSETS = ("work_sessions", "work_availability", "work_station_minutes")
 IN_FLIGHT = [
@@ -46,7 +47,9 @@ def affected_dates(files: Iterable[IndexedFile], settings: Settings, today: date
     for f in files:
         if f.table not in (*EVENT_TABLES, "connections") or f.min_event is None or f.max_event is None:
             continue
-        days = local_dates_between(f.min_event, f.max_event, settings.timezone)
+        # A sample just after midnight still books energy on the day before (energy.SPLIT_LOOKAHEAD).
+        lo = f.min_event - SPLIT_LOOKAHEAD if f.table == "meter_values" else f.min_event
+        days = local_dates_between(lo, f.max_event, settings.timezone)
         for d in days[-MAX_DATES_PER_FILE:]:
             if first <= d <= today:
                 out.add(d)

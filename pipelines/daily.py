@@ -23,7 +23,8 @@ from pipelines.raw_reader import register_view
 from pipelines.reliability.port_states import write_port_states
 from pipelines.storage import work_path, write_parquet
 from pipelines.transforms.availability import build_availability
-from pipelines.transforms.energy import build_station_minutes
+from pipelines.transforms.connectivity import OfflinePeriod, offline_periods, register_connectivity_views
+from pipelines.transforms.energy import SPLIT_LOOKAHEAD, build_station_minutes
 from pipelines.transforms.sessions import build_sessions
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 STATUS_LOOKBACK = timedelta(days=7)
 SESSION_LOOKBACK = timedelta(days=1)
 METER_LOOKBACK = timedelta(hours=2)
+# Frames (heartbeats) are read by receipt time this far around the status window.
+FRAME_MARGIN = timedelta(days=1)
 WORK_TABLES = ("sessions", "availability", "station_minutes")
 
 
@@ -92,6 +95,23 @@ def sessions_for_day(settings: Settings, index: RawIndex, day: date, pseudo: Pse
     return path
 
 
+def station_offline_periods(
+    settings: Settings,
+    index: RawIndex,
+    con: duckdb.DuckDBPyConnection,
+    receipt_start: datetime,
+    receipt_end: datetime,
+    spans: dict[str, tuple],
+) -> list[OfflinePeriod]:
+    """Offline periods from the connection log and the frames received in the window (views
+    `connections` and the timestamped tables must exist in `con`)."""
+    register_connectivity_views(con, index, settings.clock_skew_minutes, receipt_start, receipt_end)
+    return offline_periods(
+        con, heartbeat_interval_s=float(settings.heartbeat_interval),
+        offline_after=float(settings.outage_offline_after), spans=spans,
+    )  # fmt: skip
+
+
 def availability_for_day(settings: Settings, index: RawIndex, day: date) -> Path:
     start, end = day_bounds(day, settings.timezone)
     con = connect()
@@ -102,7 +122,9 @@ def availability_for_day(settings: Settings, index: RawIndex, day: date) -> Path
         # said (a replayed or simulated past has them much later than its events).
         _view(con, index, "connections", None, None, settings)
         spans = index.connection_spans()
-        table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, spans)
+        offline = station_offline_periods(settings, index, con, start - STATUS_LOOKBACK - FRAME_MARGIN,
+                                          end + FRAME_MARGIN, spans)  # fmt: skip
+        table = build_availability(con, day, start, end, start - STATUS_LOOKBACK, spans, offline)
         # Per-port states for the reliability datasets, from the same views (pipelines/reliability).
         write_port_states(con, settings, index, day, start, start - STATUS_LOOKBACK, end, spans)
     finally:
@@ -120,11 +142,12 @@ def station_minutes_for_day(settings: Settings, index: RawIndex, day: date) -> P
             "received_at", "charge_point_id", "ocpp_version", "timestamp", "connector_id", "evse_id",
             "transaction_id", "measurand", "phase", "location", "value",
         )  # fmt: skip
-        _view(con, index, "meter_values", start - METER_LOOKBACK, end, settings, cols)
+        # Samples just after the day still carry energy from before midnight (energy.SPLIT_LOOKAHEAD).
+        _view(con, index, "meter_values", start - METER_LOOKBACK, end + SPLIT_LOOKAHEAD, settings, cols)
         # Samples name their connector only in some messages: the transaction's events (back to the
         # start of the longest session still running on the day) supply it for the others.
         tx_start = start - timedelta(days=settings.max_session_days) - SESSION_LOOKBACK
-        _view(con, index, "transaction_events", tx_start, end, settings)
+        _view(con, index, "transaction_events", tx_start, end + SPLIT_LOOKAHEAD, settings)
         table = build_station_minutes(con, day, start, end)
     finally:
         con.close()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from pipelines.transforms.connectivity import OfflinePeriod
 from pipelines.transforms.statuses import OCCUPIED, category, load_status_events
 
 CATEGORIES = ("available", "occupied", "charging", "reserved", "unavailable", "faulted", "offline", "unknown")
@@ -93,6 +94,27 @@ def online_intervals(
     return out
 
 
+def apply_offline(
+    changes: list[tuple[datetime, bool]], periods: list[OfflinePeriod]
+) -> list[tuple[datetime, bool]]:
+    """The (time, online) changes with the station's offline periods (connectivity.py) cut out."""
+    if not periods:
+        return changes
+    base = _Timeline(changes, True)
+    window_start = changes[0][0]
+    cuts = {t for t, _ in changes}
+    for p in periods:
+        cuts.add(max(p.start, window_start))
+        if p.end is not None and p.end > window_start:
+            cuts.add(p.end)
+    out: list[tuple[datetime, bool]] = []
+    for t in sorted(cuts):
+        online = bool(base.at(t)) and not any(p.start <= t and (p.end is None or t < p.end) for p in periods)
+        if not out or out[-1][1] != online or t == window_start:
+            out.append((t, online))
+    return out
+
+
 class _Timeline:
     """A step function from time-ordered (time, value) changes, looked up by bisection."""
 
@@ -113,9 +135,16 @@ def build_availability(
     day_end: datetime,
     lookback_start: datetime,
     spans: dict[str, tuple] | None = None,
+    offline: list[OfflinePeriod] | None = None,
 ) -> pa.Table:
+    """`offline`: the stations' offline periods (connectivity.offline_periods); their minutes count as
+    offline whatever the last status said."""
     statuses = load_status_events(con)
     online = online_intervals(con, lookback_start, spans)
+    by_station: dict[str, list[OfflinePeriod]] = defaultdict(list)
+    for p in offline or []:
+        if p.end is None or p.end > lookback_start:
+            by_station[p.station_id].append(p)
     connectors: dict[str, list[int]] = defaultdict(list)
     for cp, conn in sorted(statuses):
         connectors[cp].append(conn)
@@ -128,7 +157,7 @@ def build_availability(
     for cp in sorted(connectors):
         conns = connectors[cp]
         status_changes = {c: [(e.time, category(e.status)) for e in statuses[(cp, c)]] for c in conns}
-        online_changes = online.get(cp, [(lookback_start, True)])
+        online_changes = apply_offline(online.get(cp, [(lookback_start, True)]), by_station.get(cp, []))
         cuts = {day_start, day_end, *hours}
         for c in conns:
             cuts.update(t for t, _ in status_changes[c] if day_start < t < day_end)

@@ -231,7 +231,8 @@ def register_connectivity_views(
             return index.all_files(table)  # type: ignore[attr-defined]
         return index.files_overlapping(table, receipt_start, receipt_end)  # type: ignore[attr-defined]
 
-    register_view(con, "connections", files("connections"), None, None, skew_minutes=skew_minutes,
+    all_connections = index.all_files("connections")  # type: ignore[attr-defined]
+    register_view(con, "connections", all_connections, None, None, skew_minutes=skew_minutes,
                   materialize=True)  # fmt: skip
     cols = ("received_at", "charge_point_id", "connection_id", "direction", "message_type", "action", "text")
     register_view(con, "frames", files("frames"), receipt_start, receipt_end,

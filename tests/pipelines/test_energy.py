@@ -114,3 +114,31 @@ def test_a_station_drawing_megawatts_has_only_that_interval_withheld_and_listed(
     assert all(r["peak_power_kw"] <= 11.0 + 1e-9 for r in rows)
     assert published(settings, "station_availability_hourly")
     assert manifest["quality"]["withheld_records"] == 1
+
+
+def test_energy_between_two_samples_is_split_linearly_across_local_midnight_and_15_minutes(
+    settings: Settings, raw: RawZone
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    write_registry(settings.data_dir, [("CP1", "One", 52.2, 5.9, "Centrum", 22, "public")])
+    # Samples every 10 minutes at :x5: each interval straddles a quarter hour, one local midnight.
+    midnight = datetime(2026, 3, 11, 0, 0, tzinfo=ZoneInfo("Europe/Stockholm")).astimezone(UTC)
+    first = midnight - 35 * M
+    raw.status("CP1", 1, first - 60 * M, "Available")
+    raw.start("CP1", 1, first, "t1", "04A1B2C3", 10_000.0)
+    for i in range(8):  # 23:25 … 00:35 local, 1.2 kWh per interval (7.2 kW)
+        raw.meter("CP1", 1, first + 10 * i * M, REGISTER, 10_000.0 + 1200.0 * i, "Wh", tx="t1")
+    raw.flush()
+    run_days(settings, DAY, DAY + timedelta(days=1))
+    rows = published(settings, "station_energy_15min")
+    per_day: dict[date, float] = {}
+    for r in rows:
+        per_day[r["date"]] = per_day.get(r["date"], 0.0) + r["energy_kwh"]
+    # 23:25 → 00:00 is 35 of the 70 minutes: half the 8.4 kWh on each side of midnight.
+    assert abs(per_day[DAY] - 4.2) < 1e-9
+    assert abs(per_day[DAY + timedelta(days=1)] - 4.2) < 1e-9
+    # A quarter hour fully inside the samples holds 15 minutes at 7.2 kW.
+    q = {r["interval_start"]: r["energy_kwh"] for r in rows}
+    assert abs(q[midnight - 30 * M] - 1.8) < 1e-9
+    assert abs(q[midnight] - 1.8) < 1e-9
