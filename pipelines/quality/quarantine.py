@@ -141,9 +141,10 @@ def _session_hits(con: duckdb.DuckDBPyConnection, now: datetime, skew_minutes: f
             SELECT session_id, 'timestamp_ahead_of_receipt', NULL, {float(skew_minutes)}, 'min'
             FROM s WHERE clock_corrected
             UNION ALL
-            SELECT session_id, 'timestamp_before_first_boot', epoch(first_seen - plug_in) / 86400.0,
-                   {R.BEFORE_BOOT_GRACE_DAYS}, 'days before first connection'
-            FROM s WHERE plug_in < first_seen - INTERVAL {R.BEFORE_BOOT_GRACE_DAYS} DAY
+            SELECT session_id, 'timestamp_before_first_boot',
+                   epoch(TIMESTAMPTZ '{R.CLOCK_RESET_BEFORE}' - plug_in) / 86400.0,
+                   0.0, 'days before the bound'
+            FROM s WHERE plug_in < TIMESTAMPTZ '{R.CLOCK_RESET_BEFORE}'
             UNION ALL
             SELECT session_id, 'duplicate_transaction_id', dup.n::DOUBLE, 1.0, 'stations'
             FROM s JOIN dup USING (transaction_id)"""
@@ -173,9 +174,9 @@ def _interval_hits(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
             FROM q_minutes WHERE minute > {future} GROUP BY station_id, interval_start
             UNION ALL
             SELECT station_id, interval_start, 'timestamp_before_first_boot',
-                   max(epoch(first_seen - minute)) / 86400.0, {R.BEFORE_BOOT_GRACE_DAYS},
-                   'days before first connection'
-            FROM q_minutes WHERE minute < first_seen - INTERVAL {R.BEFORE_BOOT_GRACE_DAYS} DAY
+                   max(epoch(TIMESTAMPTZ '{R.CLOCK_RESET_BEFORE}' - minute)) / 86400.0, 0.0,
+                   'days before the bound'
+            FROM q_minutes WHERE minute < TIMESTAMPTZ '{R.CLOCK_RESET_BEFORE}'
             GROUP BY station_id, interval_start"""
     )
 

@@ -33,8 +33,10 @@ ENERGY_MARGIN_WH = 1000.0
 OVERLAP_TOLERANCE_MINUTES = 15
 # The listener's receipt clock is the reference; the clock-skew tolerance of the raw reader.
 FUTURE_TOLERANCE_MINUTES = 5
-# Offline chargers replay old messages after they reconnect: the status reader looks back 7 days.
-BEFORE_BOOT_GRACE_DAYS = 7
+# A charger whose clock fell back to its epoch (1970, or an RTC's 2000 default) reports times before
+# OCPP 1.6 was published (2015-10-08): no real charging record can be that old. Comparing with the
+# station's first connection instead withheld every legitimately late import or long offline replay.
+CLOCK_RESET_BEFORE = "2015-10-08"
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,10 @@ RULES: dict[str, Rule] = {
             "timestamp_before_first_boot",
             (Unit.SESSION, Unit.INTERVAL),
             Action.WITHHELD,
-            "a time of the record long before the station was first seen (a clock reset to its epoch)",
-            f"< first connection − {BEFORE_BOOT_GRACE_DAYS} days",
-            "a charger connects (and boots) before it can send anything; offline replays reach back "
-            "at most the status reader's 7 days",
+            "a time of the record before any charger could have booted (a clock reset to its epoch)",
+            f"< {CLOCK_RESET_BEFORE}",
+            "OCPP 1.6 was published on 2015-10-08; records received late (imports, long offline "
+            "replays) are legitimate, so the station's first connection is no bound",
         ),
         Rule(
             "duplicate_transaction_id",
