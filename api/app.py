@@ -56,6 +56,7 @@ def sql_limits(settings: Settings) -> SqlLimits:
         memory_limit=settings.sql_memory_limit,
         threads=settings.sql_threads,
         max_in_flight=settings.sql_max_in_flight,
+        answer_bytes=settings.sql_answer_bytes,
     )
 
 

@@ -46,14 +46,26 @@ def parse_instant(name: str, raw: str, tz: ZoneInfo) -> dt.datetime | dt.date:
     return value
 
 
-def as_local_date(value: dt.datetime | dt.date, tz: ZoneInfo) -> dt.date:
-    return value.astimezone(tz).date() if isinstance(value, dt.datetime) else value
+def as_local_date(value: dt.datetime | dt.date, tz: ZoneInfo, name: str = "from/to") -> dt.date:
+    try:
+        return value.astimezone(tz).date() if isinstance(value, dt.datetime) else value
+    except OverflowError as exc:
+        raise out_of_range(name) from exc
 
 
-def as_utc(value: dt.datetime | dt.date, tz: ZoneInfo) -> dt.datetime:
+def as_utc(value: dt.datetime | dt.date, tz: ZoneInfo, name: str = "from/to") -> dt.datetime:
     if not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time(), tzinfo=tz)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # 0001-01-01 east of UTC is before year 1 in UTC (issue 20, item 7)
+        raise out_of_range(name) from exc
+
+
+def out_of_range(name: str) -> ApiError:
+    return ApiError(
+        400, f"parameter {name!r} is a date or time outside the supported range (years 1 to 9999, in UTC)"
+    )
 
 
 def coerce(ds: Dataset, column: str, raw: str) -> Any:
@@ -106,7 +118,7 @@ def time_filters(
         if raw is None:
             continue
         parsed = parse_instant(name, raw, tz)
-        value = as_local_date(parsed, tz) if is_date else as_utc(parsed, tz)
+        value = as_local_date(parsed, tz, name) if is_date else as_utc(parsed, tz, name)
         bounds.append(value)
         where.clauses.append(f"{quote(column)} {op} ?")
         where.params.append(value)

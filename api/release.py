@@ -33,7 +33,8 @@ import orjson
 from api.catalog import DatasetStats, dataset_stats
 from api.errors import ApiError
 from api.ranges import StoreFile
-from api.sql_guard import SqlEngine, SqlLimits
+from api.sql_guard import SqlLimits
+from api.sql_pool import SqlEngine, SqlPool
 from ocpp_opendata.logs import fields
 from ocpp_opendata.objectstore import Store, StoreError
 from pipelines.published_schema import (
@@ -142,7 +143,13 @@ class Release:
     _closed: bool = False
 
     @classmethod
-    def open(cls, root: Path, limits: SqlLimits, default_timezone: str = DEFAULT_TIMEZONE) -> Release:
+    def open(
+        cls,
+        root: Path,
+        limits: SqlLimits,
+        default_timezone: str = DEFAULT_TIMEZONE,
+        sql_pool: SqlPool | None = None,
+    ) -> Release:
         root = root.resolve(strict=True)
         catalog = root / CATALOG_FILENAME
         datapackage = _read_json(root / DATAPACKAGE_FILENAME)
@@ -169,7 +176,7 @@ class Release:
                 db.execute("SET lock_configuration = true")
             datasets = {name: d for name, d in DATASETS.items() if name in tables}
             stats = {name: dataset_stats(db, d) for name, d in datasets.items()}
-            sql = SqlEngine(catalog, limits)
+            sql = SqlEngine(catalog, limits, sql_pool)
         except Exception:
             db.close()
             raise
@@ -264,6 +271,8 @@ class ReleaseManager:
         self._listing: tuple[float, list[str]] = (0.0, [])
         self._store_down = False
         self.limits = limits
+        # One pool of SQL worker processes for every release this manager opens.
+        self.sql_pool = SqlPool(limits)
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._current: Release | None = None
@@ -279,6 +288,7 @@ class ReleaseManager:
         return cur.id if cur is not None else None
 
     def start(self) -> None:
+        self.sql_pool.start()
         self.refresh()
         self._thread = threading.Thread(target=self._watch, name="release-watcher", daemon=True)
         self._thread.start()
@@ -293,6 +303,7 @@ class ReleaseManager:
             self._pinned.clear()
         for rel in releases:
             rel.retire()
+        self.sql_pool.close()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -328,10 +339,10 @@ class ReleaseManager:
     def _open(self, release_id: str) -> Release:
         """Open a release: in place for a local store; from the cache (downloaded first) for a remote one."""
         if self.store is None:
-            return Release.open(self.releases_dir / release_id, self.limits, self.timezone)
+            return Release.open(self.releases_dir / release_id, self.limits, self.timezone, self.sql_pool)
         with self._cache_lock:
             root = self._fetch(self.store, release_id)
-            rel = Release.open(root, self.limits, self.timezone)
+            rel = Release.open(root, self.limits, self.timezone, self.sql_pool)
             with self._lock:
                 self._open_ids[release_id] = self._open_ids.get(release_id, 0) + 1
         rel.remote = RemoteFiles.of(self.store, release_id, rel.manifest)

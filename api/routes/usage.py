@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from api.errors import ApiError
 from api.formats import page_rows, page_total
-from api.query import Where, as_local_date, equality_filters, parse_instant, time_filters
+from api.query import Where, as_local_date, equality_filters, out_of_range, parse_instant, time_filters
 from api.release import Release
 from api.routes.common import TableFormat, csv_answer, json_answer, tz_of
 from api.usage import GroupBy, Period, Plan, availability_plan, usage_plan
@@ -21,15 +21,19 @@ def _widen(period: Period, raw: str | None, is_end: bool, rel: Release) -> str |
     """Whole periods: `from` moves back to its period's first day, `to` forward to the next period's."""
     if raw is None or period is Period.hour:
         return raw
-    day = as_local_date(parse_instant("to" if is_end else "from", raw, tz_of(rel)), tz_of(rel))
-    if period is Period.week:
-        first = day - dt.timedelta(days=day.weekday())
-        nxt = first + dt.timedelta(days=7)
-    elif period is Period.month:
-        first = day.replace(day=1)
-        nxt = (first + dt.timedelta(days=32)).replace(day=1)
-    else:
-        return day.isoformat()
+    name = "to" if is_end else "from"
+    day = as_local_date(parse_instant(name, raw, tz_of(rel)), tz_of(rel), name)
+    try:
+        if period is Period.week:
+            first = day - dt.timedelta(days=day.weekday())
+            nxt = first + dt.timedelta(days=7)
+        elif period is Period.month:
+            first = day.replace(day=1)
+            nxt = (first + dt.timedelta(days=32)).replace(day=1)
+        else:
+            return day.isoformat()
+    except OverflowError as exc:  # the period after 9999-12 (issue 20, item 7)
+        raise out_of_range(name) from exc
     return (first if not is_end or day == first else nxt).isoformat()
 
 

@@ -31,17 +31,21 @@ from ocpp_opendata.options import settings_from, settings_options
     "live_party_id",
     "live_country",
     "live_operator_name",
+    "sql_answer_bytes",
+    "api_header_timeout",
+    "api_keep_alive",
+    "api_max_connections",
+    "api_shutdown_grace",
 )
 def serve(**options: Any) -> None:
     """Serve the published open data (datasets, downloads, usage, SQL) read-only over HTTP."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve as run_server
 
     settings = settings_from(options)
     app = create_app(settings)
     try:
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False)
+        run_server(app, settings, app.state.releases.sql_pool.close)
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {settings.api_host}:{settings.api_port}: {exc}"

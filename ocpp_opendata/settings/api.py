@@ -20,9 +20,27 @@ class ApiSettings:
     api_max_age: int = opt(60, "Cache-Control max-age (s) of answers from the current (unversioned) routes.")
     sql_time_limit: float = opt(5.0, "Time limit (s) of one /v1/sql query; it is interrupted past it.")
     sql_row_cap: int = opt(10000, "Most rows one /v1/sql answer returns (the answer says when it is cut).")
-    sql_memory_limit: str = opt("256MB", "DuckDB memory limit of the SQL endpoint's own instance.")
+    sql_memory_limit: str = opt(
+        "256MB",
+        "Memory of one SQL worker process, enforced by the OS (RLIMIT_AS); DuckDB's own limit is below it.",
+    )
     sql_threads: int = opt(1, "DuckDB threads of the SQL endpoint's own instance.")
-    sql_max_in_flight: int = opt(2, "Most /v1/sql queries running at once; more get 429 with Retry-After.")
+    sql_max_in_flight: int = opt(
+        2, "Most /v1/sql queries running at once (one worker process each); more get 429 with Retry-After."
+    )
+    sql_answer_bytes: int = opt(
+        16 * 1024 * 1024, "Most bytes (Arrow, in memory) of one /v1/sql answer; larger answers get 413."
+    )
+    api_header_timeout: float = opt(
+        10.0, "Seconds a connection may take to send a request's headers; then it is closed."
+    )
+    api_keep_alive: float = opt(5.0, "Seconds an idle keep-alive connection stays open between requests.")
+    api_max_connections: int = opt(
+        1000, "Most connections and requests at once; beyond that new requests get 503."
+    )
+    api_shutdown_grace: float = opt(
+        3.0, "Seconds a stopping server waits for running requests before closing their connections."
+    )
     live_poll: float = opt(
         0.25, "How often (s) the API looks for a changed live charger snapshot (DATA_DIR/live or the store)."
     )
