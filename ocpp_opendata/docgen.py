@@ -27,11 +27,13 @@ def datasets_overview_markdown() -> str:
 def _sections() -> dict[tuple[str, str], Callable[[], str]]:
     from ingest.schema import contract_markdown
     from ocpp_opendata.settings import settings_table_markdown
+    from pipelines.published_schema import schema_markdown
 
     return {
         ("docs/data-contract.md", "raw-tables"): contract_markdown,
         ("README.md", "settings"): settings_table_markdown,
         ("README.md", "datasets"): datasets_overview_markdown,
+        ("docs/datasets.md", "datasets"): lambda: schema_markdown().strip() + "\n",
     }
 
 

@@ -48,7 +48,8 @@ def test_every_dataset_is_listed_with_the_row_count_and_licence_of_the_catalogue
         d["name"]: (d["rows"], ", ".join(lic["name"] for lic in d["licenses"])) for d in catalogue["datasets"]
     }
     assert shown == expected
-    assert all(count > 0 for count, _ in shown.values())
+    # A clean demo release withholds nothing, so only the quality report may be empty.
+    assert all(count > 0 for name, (count, _) in shown.items() if name != "quality_issues")
 
 
 def test_every_dataset_links_parquet_and_csv_downloads_that_work(
