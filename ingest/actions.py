@@ -110,7 +110,7 @@ def _schema_file(version: str, action: str, response: bool) -> str:
 
 
 @cache
-def _schema_dir(version: str) -> Path:
+def schema_dir(version: str) -> Path:
     # find_spec locates a top-level package without running its __init__ (see the module docstring).
     spec = importlib.util.find_spec("ocpp")
     if spec is None or not spec.submodule_search_locations:
@@ -120,7 +120,7 @@ def _schema_dir(version: str) -> Path:
 
 @cache
 def load_schema(version: str, action: str, response: bool = False) -> dict[str, Any]:
-    text = (_schema_dir(version) / _schema_file(version, action, response)).read_text("utf-8")
+    text = (schema_dir(version) / _schema_file(version, action, response)).read_text("utf-8")
     return json.loads(text)
 
 

@@ -10,6 +10,7 @@ Record shapes (orjson in the WAL):
   validation_error is the text, null (valid), or true: not validated yet, done here
   (`NOT_YET_VALIDATED`, proxy mode, which relays before it validates).
 - connection: {"k": "c", "row": {connections columns, received_at as µs since the epoch}}
+- operator call: {"k": "p", "row": {operator_calls columns, received_at as µs}} (ingest/operate)
 
 Proxy mode (ingest/proxy, docs/proxy.md) adds:
 - exchange flags: "defer": true (the CALL's typed rows come from the later record holding the CSMS's
@@ -68,10 +69,10 @@ def parse_timestamp(value: Any, flags: list[str], name: str = "timestamp") -> da
 def extract(records: list[dict[str, Any]]) -> Rows:
     rows: Rows = defaultdict(list)
     for record in records:
-        if record["k"] == "c":
+        if record["k"] in ("c", "p"):
             row = dict(record["row"])
             row["received_at"] = from_us(row["received_at"])
-            rows["connections"].append(row)
+            rows["connections" if record["k"] == "c" else "operator_calls"].append(row)
             continue
         if record["k"] in ("o", "u"):
             _proxied(record, rows)

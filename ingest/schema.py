@@ -290,6 +290,40 @@ QUARANTINE = RawTable(
     ),
 )
 
+OPERATOR_CALLS = RawTable(
+    "operator_calls",
+    "Every request to the operator API's call endpoint and how it ended (docs/operate.md); the CALL and "
+    "the charger's answer themselves are in `frames` (message_id).",
+    (
+        Column(
+            "received_at",
+            TS,
+            "When the operator's request arrived (listener clock).",
+            "UTC µs",
+            nullable=False,
+        ),
+        Column("operator", pa.string(), "Name of the operator token (never the token).", nullable=False),
+        Column("charge_point_id", pa.string(), "Charge point the call was for.", nullable=False),
+        Column("connection_id", pa.string(), "Connection the CALL went out on; null when none did."),
+        Column("ocpp_version", pa.string(), "OCPP version of that connection."),
+        Column("action", pa.string(), "The CSMS-initiated action asked for.", nullable=False),
+        Column("message_id", pa.string(), "OCPP-J message id of the CALL; null when none was sent."),
+        Column(
+            "outcome",
+            pa.string(),
+            "result, call_error, timeout, charger_gone, not_connected, invalid_payload, unknown_action "
+            "or proxy_mode.",
+            nullable=False,
+        ),
+        Column("http_status", pa.int32(), "HTTP status the operator got.", nullable=False),
+        Column("latency_ms", pa.float64(), "From the request to the answer.", "ms", nullable=False),
+        Column("error_code", pa.string(), "The charger's CallError code, when it sent one."),
+        Column(
+            "listener_id", pa.string(), "Listener process that held the charger's connection.", nullable=False
+        ),
+    ),
+)
+
 TABLES: dict[str, RawTable] = {
     t.name: t
     for t in (
@@ -300,6 +334,7 @@ TABLES: dict[str, RawTable] = {
         BOOT_NOTIFICATIONS,
         CONNECTIONS,
         QUARANTINE,
+        OPERATOR_CALLS,
     )
 }
 

@@ -30,13 +30,15 @@ from ingest.auth import IdTagPolicy, read_credentials, read_id_list
 from ingest.handshake import BasicAuth, HandshakeRefused, charge_point_id_from_path, choose_subprotocol
 from ingest.live_state import LiveState, Publisher
 from ingest.metrics import Metrics, render_uploads
+from ingest.operate.control import Control
+from ingest.operate.service import OperatorService
 from ingest.processor import ConnectionContext, FrameProcessor, now_us
 from ingest.proxy.hub import ProxyHub
 from ingest.proxy.relay import Relay
 from ingest.store import StoreUnavailable, build_store
 from ingest.txids import transaction_ids_for
 from ocpp_opendata.logs import fields
-from ocpp_opendata.objectstore import open_store
+from ocpp_opendata.objectstore import Store, open_store
 from ocpp_opendata.settings import Settings
 
 log = logging.getLogger("ingest.server")
@@ -93,6 +95,11 @@ class Listener:
         self.live = _live_state(settings, self.store.instance_id)
         if self.proxy is not None:
             self.proxy.live = self.live
+        # Remote control (docs/operate.md): off until an operator token file is given.
+        self.control = Control(self.store, self.store.instance_id, proxy_mode=self.proxy is not None)
+        self.operator: OperatorService | None = None
+        if settings.operator_tokens is not None:
+            self.operator = OperatorService(settings, self.live, self.control, _shared_store(settings))
 
     # --- handshake ---------------------------------------------------------------------------
 
@@ -186,12 +193,18 @@ class Listener:
         self._log_connection("connected", cp_id, ctx.connection_id, version, ws, offered=offered)
         self.live.connected(cp_id, ctx.connection_id, version)
         limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
+        calls = self.control.attach(ws, ctx)
         try:
             if self.proxy is not None:
                 await Relay(self.proxy, ws, ctx, getattr(ws, "upstream", None)).run(limiter)
             async for message in ws:
                 await limiter.take()
                 outcome = await self.processor.process(ctx, message)
+                frame = outcome.frame
+                # The answer to an operator call is stored with the action it answers, then handed over.
+                answered = calls.action_answered_by(frame)
+                if answered is not None:
+                    outcome.record["act"] = answered
                 try:
                     await self.store.commit(outcome.record)
                 except StoreUnavailable as exc:
@@ -199,14 +212,16 @@ class Listener:
                     self.metrics.not_acknowledged += 1
                     log.warning("not acknowledged", extra=fields(connection=ctx.connection_id, why=str(exc)))
                     continue
-                frame = outcome.frame
                 if frame is not None:
+                    if answered is not None:
+                        calls.resolve(frame)
                     self.live.frame(cp_id, frame.action, frame.payload, version)
                 if outcome.reply is not None:
                     await ws.send(outcome.reply)
         except ConnectionClosed:
             pass
         finally:
+            self.control.detach(ws, ctx)
             if self.active.get(cp_id) is ws:
                 del self.active[cp_id]
             self.live.disconnected(cp_id, ctx.connection_id)
@@ -291,9 +306,13 @@ class Listener:
                     instance=self.store.instance_id, data_dir=str(self.settings.data_dir),
                 ),
             )  # fmt: skip
+            if self.operator is not None:
+                await self.operator.start()
             if ready is not None:
                 ready.set()
             await stop.wait()
+            if self.operator is not None:
+                await self.operator.close()
             log.info("shutting down: closing connections and flushing to Parquet")
             server.close(close_connections=True)
             await server.wait_closed()
@@ -317,6 +336,12 @@ def _live_state(settings: Settings, instance: str) -> LiveState:
         store=store if elsewhere else None,
         publisher=publisher,
     )
+
+
+def _shared_store(settings: Settings) -> Store | None:
+    """The object store other machines' listeners write their live snapshots to, if there is one."""
+    store = open_store(settings.store, settings.data_dir)
+    return store if store.is_remote else None
 
 
 def _remote(ws: ServerConnection) -> str | None:

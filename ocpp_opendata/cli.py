@@ -12,6 +12,7 @@ import click
 
 from ocpp_opendata.commands.demo import demo
 from ocpp_opendata.commands.listen import credentials, listen
+from ocpp_opendata.commands.operate import chargers, operator_token
 from ocpp_opendata.commands.pipeline import pipeline
 from ocpp_opendata.commands.serve import serve
 from ocpp_opendata.commands.simulate import simulate
@@ -40,6 +41,8 @@ def docs(check: bool) -> None:
 # Subcommands, one module each under ocpp_opendata/commands/.
 main.add_command(listen)
 main.add_command(credentials)
+main.add_command(operator_token)
+main.add_command(chargers)
 main.add_command(demo)
 main.add_command(pipeline)
 main.add_command(serve)

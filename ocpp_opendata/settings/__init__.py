@@ -17,6 +17,7 @@ from typing import Any, get_args, get_type_hints
 from ocpp_opendata.settings.api import ApiSettings
 from ocpp_opendata.settings.core import CoreSettings
 from ocpp_opendata.settings.listener import ListenerSettings
+from ocpp_opendata.settings.operate import OperateSettings
 from ocpp_opendata.settings.pipeline import PipelineSettings
 from ocpp_opendata.settings.proxy import ProxySettings
 from ocpp_opendata.settings.simulator import SimulatorSettings
@@ -35,6 +36,7 @@ class Settings(
     PipelineSettings,
     ApiSettings,
     ProxySettings,
+    OperateSettings,
     ListenerSettings,
     StorageSettings,
     CoreSettings,

@@ -6,12 +6,14 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from ocpp_opendata.cli import main
 from ocpp_opendata.settings import Settings
-from pipelines.checks import TokenMatcher, tag_forms
+from pipelines.checks import TokenMatcher, check_suppressed_cells, tag_forms
 from pipelines.privacy import PseudonymKeyError
 from pipelines.publish import sha256_file
 from pipelines.published_schema import current_release_dir, published_root
@@ -214,3 +216,31 @@ def test_an_idtag_seen_only_in_an_authorize_frame_or_a_group_token_is_also_guard
         with pytest.raises(Exception, match="no_idtag_in_release"):
             run_days(settings, DAY)
     assert current_release_dir(settings.data_dir) is None
+
+
+def test_a_day_below_k_users_at_a_shown_station_publishes_no_pseudonym_and_the_check_blocks_one(
+    settings: Settings, raw: RawZone
+) -> None:
+    """Issue 20, item 4: on a suppressed station-day the session count is the only published bound of the
+    hidden user count (docs/privacy.md); a pseudonym there would be a second one, and blocks."""
+    city(raw, settings)
+    visit(raw, "PUB1", "CARD-0002", T + timedelta(days=1), "a4")  # PUB1's next day: one user
+    raw.flush()
+    run_days(settings, DAY, DAY + timedelta(days=1))
+    daily = {(r["station_id"], r["date"]): r for r in published(settings, "station_usage_daily")}
+    next_day = daily[("PUB1", DAY + timedelta(days=1))]
+    assert next_day["distinct_users_suppressed"] and next_day["sessions"] == 1
+    rows = [r for r in published(settings, "charging_sessions") if r["date"] == DAY + timedelta(days=1)]
+    assert len(rows) == 1 and rows[0]["station_id"] == "PUB1" and rows[0]["user_pseudonym"] is None
+    con = duckdb.connect(str(current(settings) / "catalog.duckdb"), read_only=True)
+    names = ("charging_sessions", "station_usage_daily", "station_usage_monthly", "area_usage_daily")
+    tables = {n: con.sql(f'SELECT * FROM "{n}"').to_arrow_table() for n in names}
+    con.close()
+    assert check_suppressed_cells(tables).passed
+    leaked = [
+        dict(r, user_pseudonym="zzzz") if r["date"] == DAY + timedelta(days=1) else r
+        for r in tables["charging_sessions"].to_pylist()
+    ]
+    tables["charging_sessions"] = pa.Table.from_pylist(leaked, schema=tables["charging_sessions"].schema)
+    report = check_suppressed_cells(tables)
+    assert not report.passed and "pseudonyms on a hidden day" in report.detail
