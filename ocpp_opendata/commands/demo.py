@@ -94,14 +94,26 @@ def demo_key_file(console: Console) -> Path:
     return path
 
 
+def demo_operator_token(console: Console) -> tuple[Path, str]:
+    """A fresh control token for this demo's operator API, in a token file outside the data root."""
+    from ingest.operate.tokens import create_token
+
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "ocpp-opendata"
+    path = home / "demo-operators.tokens"
+    path.unlink(missing_ok=True)  # one token per demo run: the previous run's stops working
+    return path, create_token(path, "demo-operator", "control")
+
+
 @contextlib.contextmanager
-def running_listener(settings: Settings, log_path: Path) -> Iterator[str]:
-    """A listener subprocess that accepts every idTag (simulated users), stopped with SIGTERM."""
+def running_listener(settings: Settings, log_path: Path, tokens: Path) -> Iterator[str]:
+    """A listener subprocess that accepts every idTag (simulated users) and serves the operator API,
+    stopped with SIGTERM."""
     port = settings.listen_port
     args = [
         sys.executable, "-m", "ocpp_opendata.cli", "listen", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(settings.data_dir), "--authorize", "accept-all", "--rate-limit", "0",
-        "--roll-seconds", "5",
+        "--roll-seconds", "5", "--operator-tokens", str(tokens),
+        "--operator-port", str(settings.operator_port),
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
@@ -167,26 +179,30 @@ def publish(settings: Settings, console: Console) -> str | None:
 )
 @click.option("--api-host", default=None, help="Address the API binds to [default 127.0.0.1].")
 @click.option("--api-port", type=int, default=None, help="Port of the API and landing page [default 8000].")
+@click.option(
+    "--operator-port", type=int, default=None, help="Port of the listener's operator API [default 9001]."
+)
 @click.option("--no-serve", is_flag=True, help="Exit after publishing instead of serving the API.")
 def demo(
-    listen_port: int | None, api_host: str | None, api_port: int | None, no_serve: bool, **options: Any
-) -> None:
+    listen_port: int | None, api_host: str | None, api_port: int | None, operator_port: int | None,
+    no_serve: bool, **options: Any,
+) -> None:  # fmt: skip
     """Run everything once on local files: listener, simulated fleet, Dagster, API.
 
     Defaults: 50 chargers, 7 simulated days, data in ./data, Dagster's SQLite instance in
     ./data/dagster_home (the one `dagster dev` shows afterwards), API on http://127.0.0.1:8000.
     """
-    options.update(listen_port=listen_port, api_host=api_host, api_port=api_port)
+    options.update(listen_port=listen_port, api_host=api_host, api_port=api_port, operator_port=operator_port)
     if options["sim_chargers"] is None and "OCPP_OPENDATA_SIM_CHARGERS" not in os.environ:
         options["sim_chargers"] = DEMO_CHARGERS
     settings = settings_from(options)
     settings = dataclasses.replace(settings, sim_timezone=settings.timezone, sim_truth=None)
     console = Console(stderr=True)
 
-    for what, host, port in (("listener", "127.0.0.1", settings.listen_port),
-                             ("API", settings.api_host, settings.api_port)):  # fmt: skip
+    for what, host, port, flag in (("listener", "127.0.0.1", settings.listen_port, "--listen-port"),
+                                   ("operator API", "127.0.0.1", settings.operator_port, "--operator-port"),
+                                   ("API", settings.api_host, settings.api_port, "--api-port")):  # fmt: skip
         if port_in_use(host, port):
-            flag = "--listen-port" if what == "listener" else "--api-port"
             raise DemoError(
                 f"port {port} for the demo's {what} is in use (another demo running?); use {flag}"
             )
@@ -215,14 +231,28 @@ def demo(
         os.environ[env_name(name)] = str(getattr(settings, name))
 
     started = time.monotonic()
+    tokens, token = demo_operator_token(console)
     console.rule("1/3  simulated chargers → listener → raw zone")
-    with running_listener(settings, demo_dir / "listener.log") as url:
+    # The listener keeps running while the API serves: its operator API shows the chargers' live state.
+    with running_listener(settings, demo_dir / "listener.log", tokens) as url:
         console.print(f"listener on {url}; {settings.sim_chargers} chargers, {settings.sim_days:g} days")
         simulate(settings, url, console)
-    console.rule("2/3  Dagster: pseudonymize, aggregate, check, publish")
-    release = publish(settings, console)
-    console.print(f"published release {release} in {time.monotonic() - started:.0f} s")
+        console.rule("2/3  Dagster: pseudonymize, aggregate, check, publish")
+        release = publish(settings, console)
+        console.print(f"published release {release} in {time.monotonic() - started:.0f} s")
+        _print_where(settings, data_dir, key_file, token)
+        if no_serve:
+            return
+        import uvicorn
 
+        from api.app import create_app
+
+        console.print("serving until Ctrl-C")
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+def _print_where(settings: Settings, data_dir: Path, key_file: Path, token: str) -> None:
+    console = Console(stderr=True)
     base = f"http://{settings.api_host}:{settings.api_port}"
     console.rule("3/3  the open data")
     console.print(f"landing page      {base}/")
@@ -236,11 +266,14 @@ def demo(
         highlight=False,
     )
     console.print(f"ground truth      {settings.sim_truth}")
-    if no_serve:
-        return
-    import uvicorn
-
-    from api.app import create_app
-
-    console.print("serving until Ctrl-C")
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    operator = f"http://127.0.0.1:{settings.operator_port}"
+    console.print(
+        f"operator API      {operator} (docs/operate.md); this demo's control token:", soft_wrap=True
+    )
+    console.print(
+        f"  export OCPP_OPENDATA_OPERATOR_TOKEN={token} OCPP_OPENDATA_OPERATOR_URL={operator}\n"
+        f'  curl -H "Authorization: Bearer $OCPP_OPENDATA_OPERATOR_TOKEN" {operator}/v1/chargers\n'
+        "  .venv/bin/ocpp-opendata chargers list",
+        soft_wrap=True,
+        highlight=False,
+    )

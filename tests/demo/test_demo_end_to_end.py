@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Browser
 
+from ingest.operate.tokens import TokenFile
 from pipelines.partitions import local_date
 from tests.api.conftest import ApiServer, start_api
 from tests.landing.conftest import visit
@@ -48,7 +50,7 @@ def run_demo(base: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ocpp_opendata.cli", "demo", "--chargers", "10", "--days", "2", "--no-serve",
          "--data-dir", str(base / "data"), "--listen-port", str(free_port()), "--api-port", str(free_port()),
-         *extra],
+         "--operator-port", str(free_port()), *extra],
         cwd=base, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -73,6 +75,13 @@ def test_the_demo_prints_where_everything_is(demo: Demo) -> None:
         assert text in demo.output
     key = demo.base / "config" / "ocpp-opendata" / "demo-pseudonym.key"
     assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+    # A control token for the operator API, printed with a copy-paste example; only its hash is kept.
+    (token,) = re.findall(r"OCPP_OPENDATA_OPERATOR_TOKEN=(oo_\S+)", demo.output)
+    assert "curl -H" in demo.output and "/v1/chargers" in demo.output
+    tokens = demo.base / "config" / "ocpp-opendata" / "demo-operators.tokens"
+    assert oct(tokens.stat().st_mode & 0o777) == "0o600" and token not in tokens.read_text()
+    holder = TokenFile(tokens).operator(token)
+    assert holder is not None and holder.may_control
     assert not any(demo.data_dir.rglob("*.key")), "the key never lives in the data root"
 
 
