@@ -187,3 +187,18 @@ def test_an_answer_revalidates_to_304_and_a_pinned_release_answers_the_same(
 def test_a_bad_filter_is_a_400_with_a_message(client: httpx.Client, params: dict, message: str) -> None:
     r = client.get("/v1/quality", params=params)
     assert r.status_code == 400 and message in r.json()["error"], r.text
+
+
+def test_the_datapackage_and_dcat_point_to_the_quality_report_and_its_api(client: httpx.Client) -> None:
+    package = client.get("/v1/datapackage.json").json()
+    report = package["qualityReport"]
+    assert report["resource"] == "quality_issues" and report["api"] == "/v1/quality"
+    (resource,) = [r for r in package["resources"] if r["name"] == "quality_issues"]
+    assert resource["path"] == report["path"]
+    dcat = client.get("/v1/dcat.jsonld").json()
+    annotation = dcat["dqv:hasQualityAnnotation"]
+    assert annotation["dct:identifier"] == "quality_issues"
+    assert annotation["dcat:downloadURL"] == report["path"]
+    assert "quality_issues" in {d["dct:identifier"] for d in dcat["dcat:dataset"]}
+    # The link is live: the API it names answers with this release's rows.
+    assert client.get(annotation["dcat:accessURL"]).json()["total"] > 0
