@@ -86,10 +86,25 @@ def quality_where(rel: Release, items: list[tuple[str, str]]) -> Where:
     return where
 
 
+def record_counts(cur: Any, source: str, params: list[Any], one_dataset: bool) -> dict[str, int]:
+    """Distinct records per action, counted as the manifest counts them
+    (`pipelines.quality.report.record_keys`): a record has a row per dataset it affects."""
+    unnamed = "record_id IS NULL" + ("" if one_dataset else " AND action = 'flagged'")
+    counts = dict.fromkeys(ACTIONS, 0)
+    for action, n in cur.execute(
+        f"""SELECT action, count(DISTINCT record_id) + count(*) FILTER (WHERE {unnamed})
+            {source} GROUP BY action""",
+        params,
+    ).fetchall():
+        counts[action] = int(n)
+    return counts
+
+
 def quality_answer(
     rel: Release, items: list[tuple[str, str]], limit: int, offset: int, fmt: TableFormat
 ) -> Response:
     where = quality_where(rel, items)
+    one_dataset = len({v for k, v in items if k == "dataset"}) == 1
     source = f"FROM {TABLE}{where.sql}"
     order = ", ".join(f"{k} ASC NULLS LAST" for k in rel.dataset(TABLE).sort_keys)
     page_sql = f"SELECT * {source} ORDER BY {order}, action LIMIT ? OFFSET ?"
@@ -101,15 +116,7 @@ def quality_answer(
         else:
             records = page_rows(cur, page_sql, page_params)
             returned = len(records)
-            # Distinct records per action: one record has a row per dataset it is missing from; rows
-            # generalised to the area have no record id and count one each.
-            counts = dict.fromkeys(ACTIONS, 0)
-            for action, n in cur.execute(
-                f"""SELECT action, count(DISTINCT record_id) + count(*) FILTER (WHERE record_id IS NULL)
-                    {source} GROUP BY action""",
-                where.params,
-            ).fetchall():
-                counts[action] = int(n)
+            counts = record_counts(cur, source, where.params, one_dataset)
         total = page_total(cur, source, where.params, returned, limit, offset)
     truncated = offset + returned < total
     headers = {"X-Total-Count": str(total), "X-Truncated": "true" if truncated else "false"}

@@ -130,6 +130,8 @@ def published_release(
             "path": str(result.path),
             "previous_release_id": str(result.manifest.get("previous_release_id")),
             "rows": {name: e["rows"] for name, e in result.manifest["datasets"].items()},
+            # Distinct records withheld, flagged, overridden: per release, rule, date and dataset.
+            "quality": result.manifest.get("quality", {}),
         }
     )
     yield from blocking_results(result.reports)
