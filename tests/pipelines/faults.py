@@ -26,21 +26,22 @@ def session(
 
 def register_backwards(
     raw: RawZone, cp: str, start: datetime, tx: str, tag: str, register_wh: float, conn: int = 1
-) -> None:
-    """A 40-minute 7.2 kW session whose register drops by 300 Wh (no reset: far from zero) after 20
-    minutes and then counts on: published, flagged `register_backwards`."""
+) -> float:
+    """A 40-minute 7.2 kW session whose register reads 300 Wh low once, after 20 minutes (no reset:
+    far from zero), and then counts on: published, flagged `register_backwards`."""
     raw.status(cp, conn, start, "Preparing")
     raw.start(cp, conn, start, tx, tag, register_wh)
     reg = register_wh
     for i in range(41):
         t = start + i * M
-        shown = reg - 300.0 if 20 <= i < 25 else reg
+        shown = reg - 300.0 if i == 20 else reg
         raw.meter(cp, conn, t, REGISTER, shown, "Wh", tx=tx)
         raw.meter(cp, conn, t, "Power.Active.Import", 7200.0 if i < 40 else 0.0, "W", tx=tx)
         if i < 40:
             reg += 120.0
     raw.stop(cp, start + 41 * M, tx, reg)
     raw.status(cp, conn, start + 41 * M, "Available")
+    return reg
 
 
 def future_stop(raw: RawZone, cp: str, start: datetime, tx: str, tag: str, register_wh: float) -> None:
