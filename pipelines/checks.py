@@ -7,7 +7,8 @@ Privacy (any failure stops the whole release; the previous one stays online):
   (b) no unkeyed MD5 / SHA-1 / SHA-256 of a raw or case-folded tag appears;
   (c) no suppressed distinct-user cell can be rebuilt from other published data;
   (d) no pseudonym appears at two stations;
-  (e) no non-public station appears by id or coordinates.
+  (e) no non-public station appears by id or coordinates;
+  (f) no session of a station with fewer than k users in the pseudonym period has a row.
 Quality acts per record, before the datasets are built (pipelines/quality/): it never blocks a
 release nor keeps a partition at its previous version.
 """
@@ -165,28 +166,45 @@ def _duckdb_strings(path: Path) -> Iterator[str]:
         con.close()
 
 
+def scan_file_for_tokens(path: Path, rel: Path, matcher: TokenMatcher) -> str | None:
+    """How a forbidden token appears in one staged file (`rel`: bytes or value), or None when clean."""
+    raw = path.read_bytes().decode("latin-1")
+    if matcher.find(raw, MIN_BYTES_TOKEN):
+        return f"{rel}: bytes"
+    strings: Iterable[str] = ()
+    if path.suffix == ".parquet":
+        strings = _parquet_strings(path)
+    elif path.suffix == ".duckdb":
+        strings = _duckdb_strings(path)
+    elif path.suffix in (".json", ".jsonld"):
+        strings = [path.read_text(errors="replace")]
+    for s in set(strings):
+        if matcher.find(s):
+            return f"{rel}: value"
+    return None
+
+
 def scan_release_for_tokens(release: Path, matcher: TokenMatcher) -> list[str]:
     """Where a forbidden token appears in the staged release (file and how); empty when clean."""
     findings = []
     for path in sorted(p for p in release.rglob("*") if p.is_file()):
-        rel = path.relative_to(release)
-        raw = path.read_bytes().decode("latin-1")
-        hit = matcher.find(raw, MIN_BYTES_TOKEN)
+        hit = scan_file_for_tokens(path, path.relative_to(release), matcher)
         if hit:
-            findings.append(f"{rel}: bytes")
-            continue
-        strings: Iterable[str] = ()
-        if path.suffix == ".parquet":
-            strings = _parquet_strings(path)
-        elif path.suffix == ".duckdb":
-            strings = _duckdb_strings(path)
-        elif path.suffix in (".json", ".jsonld"):
-            strings = [path.read_text(errors="replace")]
-        for s in set(strings):
-            if matcher.find(s):
-                findings.append(f"{rel}: value")
-                break
+            findings.append(hit)
     return findings
+
+
+def check_hidden_sessions_absent(sessions: pa.Table, hidden: set[str]) -> CheckReport:
+    """Sessions at stations with fewer than k users in the period have no row: a row with only its
+    area is tied back to its station by the station's own 15-minute and daily series (issue 20)."""
+    bad = [
+        f"{sid or 'no station'} {sess}"
+        for sess, sid in zip(
+            sessions["session_id"].to_pylist(), sessions["station_id"].to_pylist(), strict=True
+        )
+        if sid is None or sess in hidden
+    ]
+    return CheckReport("hidden_sessions_absent", not bad, "; ".join(bad[:5]))
 
 
 def check_pseudonyms_single_station(sessions: pa.Table) -> CheckReport:
@@ -247,6 +265,10 @@ def check_suppressed_cells(tables: dict[str, pa.Table]) -> CheckReport:
         rows = by_station_day[(r["station_id"], r["date"])]
         if r["distinct_users_suppressed"] and r["sessions"] > 0 and from_rows(rows, r["sessions"]):
             rebuilt.append(f"station_usage_daily {r['station_id']} {r['date']}: from session rows")
+        # Any pseudonym on a station-day with fewer than k users is a lower bound of the hidden count;
+        # the session count is its only published upper bound (docs/privacy.md).
+        if r["distinct_users_suppressed"] and any(x["user_pseudonym"] for x in rows):
+            rebuilt.append(f"station_usage_daily {r['station_id']} {r['date']}: pseudonyms on a hidden day")
     for r in monthly:
         rows = by_station_month[(r["station_id"], r["date"])]
         if r["distinct_users_suppressed"] and r["sessions"] > 0 and from_rows(rows, r["sessions"]):

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -39,6 +39,11 @@ class BuiltDatasets:
     tables: dict[str, pa.Table]
     registry: dict[str, RegistryStation]
     quarantine: Quarantine | None = None
+    # Public sessions per local day that are a retried 1.6 start (flag `retried_start`), for the recount
+    # against raw: charging_sessions does not hold every public session (privacy), so it cannot tell.
+    retried_starts: dict[date, int] = field(default_factory=dict)
+    # Public sessions at stations with fewer than k users in their period: counted, never a row.
+    hidden_sessions: set[str] = field(default_factory=set)
 
 
 def _registry_table(registry: dict[str, RegistryStation]) -> pa.Table:
@@ -192,11 +197,13 @@ def build_datasets(
                    {rt.format(c="plug_out", rs=rs)} AS r_out
             FROM s JOIN station_period sp USING (station_id, period)
             JOIN station_day_users du USING (station_id, date)
-            WHERE s.public
+            -- A session at a station with fewer than k users in the period has no row: published with
+            -- its area only, its station's own 15-minute and daily series tie it back to the station
+            -- (issue 20, item 3). It counts in that station's and area's totals like any other.
+            WHERE s.public AND sp.shown
         )
         SELECT date, session_id,
-               CASE WHEN shown THEN station_id END AS station_id,
-               CASE WHEN shown THEN connector_id END AS connector_id,
+               station_id, connector_id,
                area, r_in AS plug_in, r_cs AS charging_start, r_ce AS charging_end, r_out AS plug_out,
                epoch(r_out - r_in) / 60.0 AS connected_minutes,
                epoch(r_ce - r_cs) / 60.0 AS charging_minutes,
@@ -216,19 +223,28 @@ def build_datasets(
         SELECT b.date, b.station_id, sa.area, b.interval_start, b.wh / 1000.0 AS energy_kwh,
                b.wh / 1000.0 / 0.25 AS average_power_kw, b.peak_w / 1000.0 AS peak_power_kw
         FROM b JOIN station_area sa USING (station_id) WHERE sa.public"""
+    # Stations are counted per interval from their own rows: counting them by unnesting the per-minute
+    # station lists multiplied every minute's energy by the number of stations (issue 20, item 5).
     q["area_peak_15min"] = """
-        WITH m AS (
-            SELECT w.date, sa.area, w.minute, sum(w.power_w) AS w, sum(w.energy_wh) AS wh,
-                   list(DISTINCT w.station_id) AS st
+        WITH w AS (
+            SELECT w.date, sa.area, w.minute, w.station_id, w.power_w, w.energy_wh
             FROM w_station_minutes w JOIN station_area sa USING (station_id)
             LEFT JOIN private_area_day p ON p.area = sa.area AND p.date = w.date
             WHERE sa.public OR p.area IS NOT NULL
-            GROUP BY ALL
+        ),
+        m AS (SELECT date, area, minute, sum(power_w) AS w FROM w GROUP BY ALL),
+        e AS (
+            SELECT date, area, time_bucket(INTERVAL 15 MINUTE, minute) AS interval_start,
+                   count(DISTINCT station_id)::BIGINT AS stations, sum(energy_wh) AS wh
+            FROM w GROUP BY ALL
+        ),
+        p AS (
+            SELECT date, area, time_bucket(INTERVAL 15 MINUTE, minute) AS interval_start, max(w) AS peak_w
+            FROM m GROUP BY ALL
         )
-        SELECT date, area, time_bucket(INTERVAL 15 MINUTE, minute) AS interval_start,
-               count(DISTINCT unnest_st)::BIGINT AS stations, sum(wh) / 1000.0 AS energy_kwh,
-               sum(wh) / 1000.0 / 0.25 AS average_power_kw, max(w) / 1000.0 AS peak_power_kw
-        FROM (SELECT *, unnest(st) AS unnest_st FROM m) GROUP BY date, area, interval_start"""
+        SELECT date, area, interval_start, e.stations, e.wh / 1000.0 AS energy_kwh,
+               e.wh / 1000.0 / 0.25 AS average_power_kw, p.peak_w / 1000.0 AS peak_power_kw
+        FROM e JOIN p USING (date, area, interval_start)"""
     q["station_availability_hourly"] = """
         SELECT a.date, a.station_id, sa.area, a.hour_start, a.connectors, a.available_minutes,
                a.occupied_minutes, a.charging_minutes, a.reserved_minutes, a.unavailable_minutes,
@@ -309,7 +325,16 @@ def build_datasets(
     tables["quality_issues"] = _conform(issues, DATASETS["quality_issues"].schema)
     for name, tbl in build_reliability(settings, con, registry).items():
         tables[name] = _conform(tbl, DATASETS[name].schema)
-    return BuiltDatasets(tables, registry, quarantine)
+    retried = con.execute(
+        """SELECT date, count(*) FROM s
+           WHERE public AND list_contains(string_split(quality_flags, ','), 'retried_start') GROUP BY date"""
+    ).fetchall()
+    hidden = con.execute(
+        """SELECT session_id FROM s JOIN station_period sp USING (station_id, period)
+           WHERE public AND NOT sp.shown"""
+    ).fetchall()
+    retried_by_day = {d: int(n) for d, n in retried}
+    return BuiltDatasets(tables, registry, quarantine, retried_by_day, {h for (h,) in hidden})
 
 
 def _conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:

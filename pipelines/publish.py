@@ -36,6 +36,7 @@ from ocpp_opendata.logs import fields
 from ocpp_opendata.objectstore import Store, mirror, store_for
 from ocpp_opendata.settings import Settings
 from pipelines import checks, reconcile
+from pipelines.consistency import check_energy_totals_agree
 from pipelines.daily import connect
 from pipelines.datasets import build_datasets, partitions_of
 from pipelines.incremental import Plan, plan_release
@@ -205,7 +206,10 @@ def _catalog(staging: Path) -> None:
 def _datapackage(
     settings: Settings, release_id: str, created: str, entries: dict[str, Any]
 ) -> dict[str, Any]:
-    coverage = [e["coverage"] for e in entries.values() if "coverage" in e]
+    # A monthly partition's date is the first of its month, not the first data: days only.
+    coverage = [
+        e["coverage"] for n, e in entries.items() if "coverage" in e and DATASETS[n].partition_period == "day"
+    ]
     temporal = (
         {"start": min(c[0] for c in coverage), "end": max(c[1] for c in coverage)} if coverage else None
     )
@@ -441,6 +445,8 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             else checks.CheckReport("pseudonym_single_station", True, "network scope chosen: not applicable"),
             checks.check_no_private_station(tables, built.registry),
             checks.check_suppressed_cells(tables),
+            checks.check_hidden_sessions_absent(tables["charging_sessions"], built.hidden_sessions),
+            check_energy_totals_agree(tables, float(settings.round_energy_kwh)),
             *reliability_checks(tables, settings.timezone),
         ]
         _catalog(staging)
@@ -448,6 +454,34 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
         package = _datapackage(settings, release_id, created, entries)
         _dump(staging / DATAPACKAGE_FILENAME, package)
         _dump(staging / DCAT_FILENAME, _dcat(package))
+        index = RawIndex.of(settings)
+        index.refresh()
+        matcher = checks.forbidden_tokens(
+            index.seen_tags(), [s for s, st in built.registry.items() if not st.public]
+        )
+        leaks = checks.scan_release_for_tokens(staging, matcher)
+        reports.append(
+            checks.CheckReport(
+                "no_idtag_in_release",
+                not leaks,
+                "; ".join(leaks[:5]) or f"every file scanned, {MANIFEST_FILENAME} right after it is written",
+            )
+        )
+        quality_days = _touched_dates(entries["quality_issues"])
+        reports.append(
+            reconcile.check_totals_reconcile(
+                tables,
+                # A day whose quality decisions changed is recounted too: withheld records count there.
+                sorted({*_touched_dates(entries["station_energy_15min"]), *quality_days}),
+                sorted({*_touched_dates(entries["station_usage_daily"]), *quality_days}),
+                {s for s, st in built.registry.items() if st.public},
+                index,
+                settings,
+                withheld=built.quarantine,
+                retried_starts=built.retried_starts,
+            )
+        )
+        # The manifest is written last so that it lists every blocking check; it is scanned on its own.
         manifest = {
             "release_id": release_id,
             "created_at": created,
@@ -465,26 +499,9 @@ def publish(settings: Settings, now: datetime | None = None) -> PublishResult:
             },
         }
         _dump(staging / MANIFEST_FILENAME, manifest)
-        index = RawIndex.of(settings)
-        index.refresh()
-        matcher = checks.forbidden_tokens(
-            index.seen_tags(), [s for s, st in built.registry.items() if not st.public]
-        )
-        leaks = checks.scan_release_for_tokens(staging, matcher)
-        reports.append(checks.CheckReport("no_idtag_in_release", not leaks, "; ".join(leaks[:5])))
-        quality_days = _touched_dates(entries["quality_issues"])
-        reports.append(
-            reconcile.check_totals_reconcile(
-                tables,
-                # A day whose quality decisions changed is recounted too: withheld records count there.
-                sorted({*_touched_dates(entries["station_energy_15min"]), *quality_days}),
-                sorted({*_touched_dates(entries["station_usage_daily"]), *quality_days}),
-                {s for s, st in built.registry.items() if st.public},
-                index,
-                settings,
-                withheld=built.quarantine,
-            )
-        )
+        leak = checks.scan_file_for_tokens(staging / MANIFEST_FILENAME, Path(MANIFEST_FILENAME), matcher)
+        if leak:
+            reports.append(checks.CheckReport("no_idtag_in_release", False, leak))
         failed = [r for r in reports if not r.passed]
         if failed:
             raise checks.PrivacyCheckError(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 TS = pa.timestamp("us", tz="UTC")
 PUBLISHED_DIRNAME = "published"
@@ -244,14 +244,18 @@ CHARGING_SESSIONS = Dataset(
     name="charging_sessions",
     title="Charging sessions",
     description="One row per charging session. Times are rounded (default 15 min), energy (0.5 kWh) and "
-    "power (1 kW) too; durations are computed from the rounded times. Where a station had fewer than k "
-    "distinct users in the pseudonym period, station_id, connector_id and user_pseudonym are null and "
-    "only the area is given.",
+    "power (1 kW) too; durations are computed from the rounded times. Sessions at a station with fewer "
+    "than k distinct users in the pseudonym period have no row (they count in the station and area totals); "
+    "user_pseudonym is null on station-days with fewer than k users.",
     columns=(
         _date("Local date of the plug-in (partition key)."),
         Column("session_id", pa.string(), "Opaque, stable session id (keyed hash).", nullable=False),
-        Column("station_id", pa.string(), "Station id; null when generalised to the area for privacy."),
-        Column("connector_id", pa.int32(), "Connector id; null when generalised to the area."),
+        Column("station_id", pa.string(), STATION_ID.description, nullable=False),
+        Column(
+            "connector_id",
+            pa.int32(),
+            "Connector id (1.6 connectorId, 2.0.1 evseId); null when the charger never named it.",
+        ),
         AREA,
         Column("plug_in", TS, "Vehicle connected (rounded).", "UTC", nullable=False),
         Column("charging_start", TS, "First power delivery (rounded); null when none was delivered.", "UTC"),

@@ -51,7 +51,7 @@ def issues_sql() -> str:
                 ('station_usage_monthly'), ('area_usage_daily'), ('station_energy_15min'),
                 ('area_peak_15min')) x(dataset)
             WHERE CASE
-                WHEN record = 'session' AND dataset = 'charging_sessions' THEN public
+                WHEN record = 'session' AND dataset = 'charging_sessions' THEN public AND shown
                 WHEN record = 'session' AND dataset IN ('station_usage_daily', 'station_usage_monthly')
                     THEN public AND action <> 'flagged'
                 WHEN record = 'session' AND dataset = 'area_usage_daily'
@@ -63,12 +63,8 @@ def issues_sql() -> str:
         SELECT date, dataset,
                CASE WHEN dataset = 'station_usage_monthly' THEN date_trunc('month', date)::DATE
                     ELSE date END AS dataset_date,
-               CASE WHEN NOT public THEN NULL
-                    WHEN dataset = 'charging_sessions' AND NOT shown THEN NULL
-                    ELSE station_id END AS station_id,
-               area, record,
-               CASE WHEN dataset = 'charging_sessions' AND NOT shown THEN NULL ELSE record_id END
-                   AS record_id,
+               CASE WHEN public THEN station_id END AS station_id,
+               area, record, record_id,
                interval_start, action, rule, round(measured_value, 3) AS measured_value,
                round(limit_value, 3) AS limit_value, unit,
                CASE WHEN action = 'flagged' THEN 0.0 ELSE round(coalesce(energy_wh, 0) / 1000.0, 3) END

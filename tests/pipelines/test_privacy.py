@@ -92,7 +92,8 @@ def test_the_cli_publishes_a_release_with_catalog_and_metadata(settings: Setting
         "downloads/charging_sessions.parquet",
     ):
         assert (rel / name).exists(), name
-    assert len(published(settings, "charging_sessions")) == 4  # the home station's session is not a row
+    # Neither the home station's session nor PUB2's (one user, below k) is a row.
+    assert len(published(settings, "charging_sessions")) == 3
     package = json.loads((rel / "datapackage.json").read_text())
     for res in package["resources"]:
         assert res["hash"] == sha256_file(rel / res["path"])
@@ -109,10 +110,36 @@ def test_pseudonyms_never_link_two_stations_and_repeat_visits_share_one(
     by_station: dict[str, set[str]] = {}
     for r in rows:
         by_station.setdefault(r["station_id"], set()).add(r["user_pseudonym"])
-    assert set(by_station) == {"PUB1"}  # PUB2 had one user (< k = 2): generalised to its area
+    assert set(by_station) == {"PUB1"}
     assert len(by_station["PUB1"]) == 2  # three visits, two users: the repeat visit shares its pseudonym
-    pub2 = [r for r in published(settings, "charging_sessions") if r["station_id"] is None]
-    assert len(pub2) == 1 and pub2[0]["area"] == "Centrum" and pub2[0]["user_pseudonym"] is None
+
+
+def test_a_session_at_a_station_below_k_users_has_no_row_but_counts_in_the_totals(
+    settings: Settings, raw: RawZone
+) -> None:
+    """Issue 20, item 3: a row published with its area only was tied back to its station by the
+    station's own 15-minute series (energy in every interval of the session window) and daily energy."""
+    city(raw, settings)
+    raw.charge("PUB2", 1, T + 240 * M, 30, 6000.0, 0.0, tx="b1")  # PUB2's one session, metered
+    raw.flush()
+    run_days(settings, DAY)
+    sessions = published(settings, "charging_sessions")
+    assert {r["station_id"] for r in sessions} == {"PUB1"}  # PUB2 had one user (< k = 2)
+    e15 = [r for r in published(settings, "station_energy_15min") if r["energy_kwh"] > 0]
+    # The attack of the review: every session row without its station, matched to the public stations of
+    # its area whose 15-minute series has energy in every interval of the session's charging window.
+    for s in sessions:
+        if s["station_id"] is None:
+            window = [r for r in e15 if s["charging_start"] <= r["interval_start"] < s["charging_end"]]
+            candidates = {r["station_id"] for r in window if r["area"] == s["area"]}
+            assert len(candidates) != 1, f"area-only session {s['session_id']} tied to {candidates}"
+    assert any(r["station_id"] == "PUB2" for r in e15)  # its energy is still published per station
+    daily = {r["station_id"]: r for r in published(settings, "station_usage_daily")}
+    assert daily["PUB2"]["sessions"] == 1 and daily["PUB2"]["energy_kwh"] > 0
+    area = published(settings, "area_usage_daily")
+    assert sum(r["sessions"] for r in area if r["area"] == "Centrum") == 4
+    checks = {c["name"]: c for c in json.loads((current(settings) / "manifest.json").read_text())["checks"]}
+    assert checks["hidden_sessions_absent"]["passed"]
 
 
 def test_no_home_station_can_be_found_in_the_published_data(settings: Settings, raw: RawZone) -> None:
