@@ -472,7 +472,7 @@ QUALITY_ISSUES = Dataset(
         Column(
             "station_id",
             pa.string(),
-            "Public station; null for non-public stations (and where charging_sessions shows only the area).",
+            "Public station; null for non-public stations.",
         ),
         AREA,
         Column(
@@ -484,8 +484,7 @@ QUALITY_ISSUES = Dataset(
         Column(
             "record_id",
             pa.string(),
-            "Opaque id, the same on every row of one record; matches no "
-            "other published id. Null where the station is generalised to its area.",
+            "Opaque id, the same on every row of one record; matches no other published id.",
         ),
         Column("interval_start", TS, "Start of the 15-minute interval (station_15min records).", "UTC"),
         Column(

@@ -86,13 +86,12 @@ def quality_where(rel: Release, items: list[tuple[str, str]]) -> Where:
     return where
 
 
-def record_counts(cur: Any, source: str, params: list[Any], one_dataset: bool) -> dict[str, int]:
+def record_counts(cur: Any, source: str, params: list[Any]) -> dict[str, int]:
     """Distinct records per action, counted as the manifest counts them
     (`pipelines.quality.report.record_keys`): a record has a row per dataset it affects."""
-    unnamed = "record_id IS NULL" + ("" if one_dataset else " AND action = 'flagged'")
     counts = dict.fromkeys(ACTIONS, 0)
     for action, n in cur.execute(
-        f"""SELECT action, count(DISTINCT record_id) + count(*) FILTER (WHERE {unnamed})
+        f"""SELECT action, count(DISTINCT record_id) + count(*) FILTER (WHERE record_id IS NULL)
             {source} GROUP BY action""",
         params,
     ).fetchall():
@@ -104,7 +103,6 @@ def quality_answer(
     rel: Release, items: list[tuple[str, str]], limit: int, offset: int, fmt: TableFormat
 ) -> Response:
     where = quality_where(rel, items)
-    one_dataset = len({v for k, v in items if k == "dataset"}) == 1
     source = f"FROM {TABLE}{where.sql}"
     order = ", ".join(f"{k} ASC NULLS LAST" for k in rel.dataset(TABLE).sort_keys)
     page_sql = f"SELECT * {source} ORDER BY {order}, action LIMIT ? OFFSET ?"
@@ -116,7 +114,7 @@ def quality_answer(
         else:
             records = page_rows(cur, page_sql, page_params)
             returned = len(records)
-            counts = record_counts(cur, source, where.params, one_dataset)
+            counts = record_counts(cur, source, where.params)
         total = page_total(cur, source, where.params, returned, limit, offset)
     truncated = offset + returned < total
     headers = {"X-Total-Count": str(total), "X-Truncated": "true" if truncated else "false"}

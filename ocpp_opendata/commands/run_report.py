@@ -80,8 +80,8 @@ def daily_counts(release: Path, manifest: dict[str, Any], days: int) -> tuple[li
     window = [latest - timedelta(days=i) for i in range(days - 1, -1, -1)]
     first = window[0]
     seen: dict[tuple[date, str, str], dict[str, set[str]]] = {}
-    for r, key in zip(rows, record_keys(rows, one_dataset=False), strict=True):
-        if key is None or not first <= r["date"] <= latest:
+    for r, key in zip(rows, record_keys(rows), strict=True):
+        if not first <= r["date"] <= latest:
             continue
         seen.setdefault((r["date"], r["rule"], r["record"]), {}).setdefault(r["action"], set()).add(key)
     counts = {k: {a: len(v.get(a, ())) for a in ACTIONS} for k, v in seen.items()}

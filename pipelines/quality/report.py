@@ -2,8 +2,8 @@
 
 One row per affected dataset and record, so that `?dataset=` answers "what is missing here":
 
-- a session at a public station: `charging_sessions` (station id only where that dataset shows the
-  station: fewer than k users in the pseudonym period leave it to the area, as there), and, when
+- a session at a public station: `charging_sessions` (only where that dataset has rows for the
+  station: fewer than k users in the pseudonym period leave its sessions out, as there), and, when
   withheld or overridden, `station_usage_daily`, `station_usage_monthly`, `area_usage_daily`;
 - an interval at a public station: `station_energy_15min`, `area_peak_15min`;
 - a record of a non-public station: only the area datasets, only where its area-day counts
@@ -92,32 +92,17 @@ def issues_table(
     return con.sql(issues_sql()).to_arrow_table()
 
 
-def record_keys(rows: list[dict[str, Any]], one_dataset: bool) -> list[str | None]:
-    """The record each row stands for, for counting distinct records (None: not counted).
-
-    A record has a row per dataset it affects, all with its `record_id`, except in charging_sessions
-    where a station generalised to its area has none. A withheld or overridden session there also has
-    rows with its id in the station usage datasets, so across datasets only its flagged rows (flagged
-    sessions are listed in charging_sessions alone) count, one each; within one dataset every row does.
-    """
-    keys: list[str | None] = []
-    for i, r in enumerate(rows):
-        if r["record_id"] is not None:
-            keys.append(r["record_id"])
-        elif one_dataset or r["action"] == "flagged":
-            keys.append(f"#{i}")
-        else:
-            keys.append(None)
-    return keys
+def record_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The record each row stands for, for counting distinct records: a record has a row per dataset
+    it affects, all with its `record_id` (a row without one, from an older release, counts alone)."""
+    return [r["record_id"] if r["record_id"] is not None else f"#{i}" for i, r in enumerate(rows)]
 
 
-def _counts(rows: list[dict[str, Any]], one_dataset: bool) -> dict[str, Any]:
+def _counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     seen: dict[str, set[str]] = {"withheld": set(), "flagged": set(), "overridden": set()}
     by_rule: dict[str, set[str]] = {}
     by_date: dict[str, dict[str, set[str]]] = {}
-    for r, key in zip(rows, record_keys(rows, one_dataset), strict=True):
-        if key is None:
-            continue
+    for r, key in zip(rows, record_keys(rows), strict=True):
         seen.setdefault(r["action"], set()).add(key)
         by_rule.setdefault(f"{r['rule']}:{r['action']}", set()).add(key)
         by_date.setdefault(r["date"].isoformat(), {}).setdefault(r["action"], set()).add(key)
@@ -134,13 +119,13 @@ def quality_summary(table: pa.Table) -> dict[str, Any]:
     """Counts of one release's `quality_issues`: distinct records per action, rule and local date, over
     the whole release and per dataset (`by_dataset`, without `by_date`)."""
     rows = table.select(["date", "dataset", "record_id", "action", "rule"]).to_pylist()
-    summary = _counts(rows, one_dataset=False)
+    summary = _counts(rows)
     per: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         per.setdefault(r["dataset"], []).append(r)
     summary["by_dataset"] = {}
     for name, ds_rows in sorted(per.items()):
-        counts = _counts(ds_rows, one_dataset=True)
+        counts = _counts(ds_rows)
         del counts["by_date"]
         summary["by_dataset"][name] = counts
     return summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -205,6 +206,7 @@ def test_withheld_records_warn_and_the_release_is_still_published(settings: Sett
     write_registry(settings.data_dir, [("CP1", "One", 52.2, 5.9, "Centrum", 22, "public")])
     raw.status("CP1", 1, t - 60 * M, "Available")
     reg = session(raw, "CP1", t, 30, 11_000, "ok-1", "TAGA1", 0.0)
+    reg = session(raw, "CP1", t + 60 * M, 30, 11_000, "ok-2", "TAGC3", reg)  # k = 2 users: rows shown
     session(raw, "CP1", t + 120 * M, 10, 470_000, "bad-1", "TAGB2", reg)  # on a 22 kW connector
     raw.flush()
     with DagsterInstance.ephemeral() as instance:
@@ -220,8 +222,11 @@ def test_withheld_records_warn_and_the_release_is_still_published(settings: Sett
     assert evals[FLAGGED_CHECK].passed and evals[FLAGGED_CHECK].severity is AssetCheckSeverity.WARN
     for name in BLOCKING_CHECKS:
         assert evals[name].passed and evals[name].severity is AssetCheckSeverity.ERROR, name
-    (kept,) = published(settings, "charging_sessions")
-    assert kept["energy_kwh"] == 5.5 and kept["max_power_kw"] == 11.0
+    # Every check the release ran is an asset check of its own.
+    manifest = json.loads((current(settings) / "manifest.json").read_text())
+    assert {c["name"] for c in manifest["checks"]} == set(BLOCKING_CHECKS)
+    kept = published(settings, "charging_sessions")
+    assert [(r["energy_kwh"], r["max_power_kw"]) for r in kept] == [(5.5, 11.0), (5.5, 11.0)]
 
 
 def test_a_failed_blocking_check_is_an_error_and_nothing_is_published(
