@@ -101,19 +101,24 @@ def _run_failed(exc: Any) -> None:
 
 
 @pipeline.command("quality")
-@settings_options("timezone")
+@settings_options("store", "timezone")
 @click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True, help="Local dates back.")
 def quality_cmd(days: int, **options: Any) -> None:
     """Per local date and rule: records the current release withheld, flagged or let through by override."""
     import json
 
     from ocpp_opendata.commands import run_report
+    from ocpp_opendata.objectstore import store_for
+    from pipelines.publish import build_base
     from pipelines.published_schema import MANIFEST_FILENAME, current_release_dir
 
     settings = settings_from(options)
-    release = current_release_dir(settings.data_dir)
+    # Where this host builds releases: DATA_DIR, or a local store's root; with a remote store the
+    # build host keeps the current release there too (the base of the next incremental build).
+    base = build_base(settings, store_for(settings))
+    release = current_release_dir(base)
     if release is None:
-        click.echo(f"error: nothing is published under {settings.data_dir}", err=True)
+        click.echo(f"error: nothing is published under {base}", err=True)
         sys.exit(2)
     manifest = json.loads((release / MANIFEST_FILENAME).read_text())
     window, counts = run_report.daily_counts(release, manifest, days)
