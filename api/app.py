@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
+from api import openapi
 from api.errors import ApiError, error_response, scrub_paths
 from api.fastlane import FastLane, new_pool
 from api.live import routes as live_routes
@@ -127,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(versioned_router(current_release), prefix="/v1")
     app.include_router(versioned_router(pinned_release), prefix="/v1/releases/{release_id}")
     _install_error_handlers(app)
+    openapi.install(app)
 
     app.add_middleware(FastLane, releases=releases, pool=lane_pool)
     app.add_middleware(SelectiveGZip)
@@ -141,7 +143,14 @@ def create_app(settings: Settings) -> FastAPI:
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "HEAD"],
-        allow_headers=["Range", "If-None-Match", "If-Modified-Since", "If-Range"],
+        allow_headers=[
+            "Range",
+            "If-None-Match",
+            "If-Modified-Since",
+            "If-Range",
+            "If-Match",
+            "If-Unmodified-Since",
+        ],
         expose_headers=EXPOSED_HEADERS,
         max_age=86400,
     )

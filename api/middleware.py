@@ -10,10 +10,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.conditional import NOT_MODIFIED, PRECONDITION_FAILED, decoded, evaluate
 from api.errors import error_response
 from api.metrics import Metrics
 
@@ -140,9 +142,8 @@ class AnswerCache:
         if scope["type"] != "http" or scope["method"] != "GET" or _uncached(path):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        gz = b"gzip" in headers.get(b"accept-encoding", b"")
-        inm = headers.get(b"if-none-match")
+        request = decoded(scope["headers"])
+        gz = "gzip" in request.get("accept-encoding", "")
         rid = self.current_id()
         if rid != self._release:
             self._entries.clear()
@@ -154,7 +155,7 @@ class AnswerCache:
             self._entries.move_to_end(key)
             self.metrics.cache["hit"] += 1
             scope["api.cached"] = True
-            await self._send(send, entry, inm)
+            await self._send(send, entry, request)
             return
         self.metrics.cache["miss"] += 1
         start: Message | None = None
@@ -179,7 +180,7 @@ class AnswerCache:
                     # same under every release, so it may be kept without naming one.
                     if entry.status == 200 and (same or timeless):
                         self._store(key, entry)
-                    await self._send(send, entry, inm)
+                    await self._send(send, entry, request)
 
         await self.app(scope, receive, capture)
 
@@ -214,8 +215,23 @@ class AnswerCache:
             self._bytes -= len(old.body) + 512
 
     @staticmethod
-    async def _send(send: Send, entry: Entry, inm: bytes | None) -> None:
-        if entry.etag and inm is not None and _etag_matches(inm, entry.etag):
+    async def _send(send: Send, entry: Entry, request: dict[str, str]) -> None:
+        condition = None
+        if entry.status == 200:
+            modified = _header(entry.headers, b"last-modified")
+            condition = evaluate(
+                request, entry.etag.decode("latin-1"), _seconds(modified) if modified else None
+            )
+        if condition == PRECONDITION_FAILED:
+            answer = error_response(
+                412,
+                "precondition failed: this answer is not the one If-Match or If-Unmodified-Since names "
+                "(its ETag is weak: only If-Match: * matches it; pin a release with /v1/releases/{id}/...)",
+                {"ETag": entry.etag.decode("latin-1")},
+            )
+            await answer({"type": "http"}, _no_receive, send)
+            return
+        if condition == NOT_MODIFIED:
             headers = [
                 (k, v) for k, v in entry.headers if k.lower() not in (b"content-length", b"content-type")
             ]
@@ -272,8 +288,12 @@ def _immutable(policy: bytes | None) -> bool:
     return policy is not None and b"immutable" in policy.lower()
 
 
-def _etag_matches(inm: bytes, etag: bytes) -> bool:
-    weak = etag.removeprefix(b"W/")
-    return any(
-        t.strip() in (b"*", etag, weak) or t.strip().removeprefix(b"W/") == weak for t in inm.split(b",")
-    )
+def _seconds(http_date: bytes) -> float | None:
+    try:
+        return parsedate_to_datetime(http_date.decode("latin-1")).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}

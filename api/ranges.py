@@ -1,4 +1,5 @@
-"""Serving published files: safe opening, HEAD, Range (206/416), ETag/If-None-Match (304), Last-Modified.
+"""Serving published files: safe opening, HEAD, Range (206/416), conditional requests (304/412, see
+api/conditional.py), Last-Modified.
 
 Multiple ranges in one request are coalesced into the single range covering them (RFC 9110 §14.2 allows
 this), which is what remote Parquet readers need and keeps the answer a plain 206.
@@ -14,7 +15,7 @@ import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from pathlib import Path
 
 import anyio
@@ -22,6 +23,7 @@ import pyarrow as pa
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from api.conditional import NOT_MODIFIED, PRECONDITION_FAILED, decoded, evaluate
 from api.errors import ApiError, error_response
 
 CHUNK = 256 * 1024
@@ -124,20 +126,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return min(s for s, _ in spans), max(e for _, e in spans)
 
 
-def _not_modified(headers: dict[str, str], f: ServedFile) -> bool:
-    inm = headers.get("if-none-match")
-    if inm is not None:
-        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
-        return "*" in tags or f.etag in tags
-    ims = headers.get("if-modified-since")
-    if ims:
-        try:
-            return int(f.mtime) <= parsedate_to_datetime(ims).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return False
-    return False
-
-
 class FileAnswer(Response):
     """An ASGI answer for one opened file; it owns `f` and closes it when done."""
 
@@ -166,7 +154,7 @@ class FileAnswer(Response):
 
     async def _answer(self, scope: Scope, send: Send) -> None:
         f = self.f
-        req = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        req = decoded(scope["headers"])
         headers = {
             **self.extra,
             "etag": f.etag,
@@ -175,7 +163,16 @@ class FileAnswer(Response):
             "content-type": self.media_type,
             "content-disposition": f'attachment; filename="{self.filename}"',
         }
-        if _not_modified(req, f):
+        condition = evaluate(req, f.etag, f.mtime)
+        if condition == PRECONDITION_FAILED:
+            answer = error_response(
+                412,
+                "precondition failed: the file is not the one If-Match or If-Unmodified-Since names",
+                {"ETag": f.etag},
+            )
+            await answer(scope, _noop_receive, send)
+            return
+        if condition == NOT_MODIFIED:
             headers.pop("content-type")
             await self._start(send, 304, headers, None)
             await send({"type": "http.response.body", "body": b""})

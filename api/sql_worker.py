@@ -252,7 +252,10 @@ def main(conn: Connection, limits: SqlLimits) -> None:
     except Exception as exc:  # reported to the pool, which logs it
         conn.send(("failed", repr(exc)[:500]))
         return
-    conn.send(("ready", os.getpid(), worker.memory_cap))
+    try:
+        conn.send(("ready", os.getpid(), worker.memory_cap))
+    except OSError:
+        return  # the pool stopped (the server is shutting down) while this worker started
     while True:
         try:
             message = conn.recv()

@@ -5,7 +5,8 @@ Sources, so that every figure comes from a published table and privacy rules hol
 - month: station_usage_monthly as published; per area, area_usage_daily summed (no distinct users);
 - week: the daily tables summed per ISO week (Monday first); distinct users do not add across days;
 - hour: station_availability_hourly (occupancy, all-busy minutes), station_energy_15min (metered energy) and
-  charging_sessions (plug-ins; sessions generalised to their area for privacy count only per area).
+  charging_sessions (plug-ins of the sessions that have a row: stations with at least k users in the
+  pseudonym period; the daily and monthly session counts include every session).
 Hours are the published local hours (`hour_start`, stored in UTC); the default zone has whole-hour offsets.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,6 +21,8 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from api.conditional import NOT_MODIFIED, PRECONDITION_FAILED, evaluate
+from api.errors import error_response
 from api.formats import CSV_MEDIA, GEOJSON_MEDIA, JSON_MEDIA, csv_bytes, geojson_features
 from api.live import datex, ocpi
 from api.live.ocpi import OcpiError, Party, etag_of
@@ -46,25 +48,6 @@ def _party(request: Request) -> Party:
     return request.app.state.live_party  # type: ignore[no-any-return]
 
 
-def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
-    inm = request.headers.get("if-none-match")
-    if inm is not None:
-        weak = etag.removeprefix("W/")
-        return any(
-            t.strip() in ("*", etag, weak) or t.strip().removeprefix("W/") == weak for t in inm.split(",")
-        )
-    ims = request.headers.get("if-modified-since")
-    if ims:
-        try:
-            since = parsedate_to_datetime(ims)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return last_modified <= since
-    return False
-
-
 def answer(
     request: Request,
     body: bytes,
@@ -79,7 +62,10 @@ def answer(
         "Cache-Control": f"public, max-age={request.app.state.live_max_age}",
         **(headers or {}),
     }
-    if _not_modified(request, etag, last_modified):
+    condition = evaluate(dict(request.headers), etag, last_modified.timestamp())
+    if condition == PRECONDITION_FAILED:
+        return error_response(412, "precondition failed: If-Match or If-Unmodified-Since", {"ETag": etag})
+    if condition == NOT_MODIFIED:
         return Response(status_code=304, headers=common)
     return Response(body, media_type=media, headers=common)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
 from api.catalog import quote
+from api.conditional import NOT_MODIFIED, PRECONDITION_FAILED, evaluate
 from api.errors import ApiError
 from api.formats import CSV_MEDIA, UTF8_BOM, csv_stream
 from api.ranges import FileAnswer, ServedFile, open_release_file
@@ -129,8 +130,10 @@ def register(router: APIRouter, release: Any) -> None:
             else "public, max-age=60",
             "ETag": f'W/"{rel.id}-{name}{suffix}-{int(excel)}"',
         }
-        inm = request.headers.get("if-none-match")
-        if inm and headers["ETag"] in [t.strip() for t in inm.split(",")]:
+        condition = evaluate(dict(request.headers), headers["ETag"], None)
+        if condition == PRECONDITION_FAILED:
+            raise ApiError(412, "precondition failed: If-Match names another file (its ETag is weak)")
+        if condition == NOT_MODIFIED:
             return Response(status_code=304, headers=headers)
         if request.scope.get("api.head"):
             return _head_of_stream(CSV_MEDIA, headers)

@@ -169,7 +169,8 @@ def deployment(base: Path, db: str, **settings: str) -> Deployment:
             "DAGSTER_CELERY_BACKEND_URL": BACKEND,
             "OCPP_OPENDATA_DATA_DIR": str(data_dir),
             "OCPP_OPENDATA_PSEUDONYM_KEY": TEST_KEY,
-            "OCPP_OPENDATA_PRIVACY_K": "2",
+            # One card per station: with k = 1 every session has a row (privacy has tests of its own).
+            "OCPP_OPENDATA_PRIVACY_K": "1",
             "OCPP_OPENDATA_CELERY_QUEUE": f"ocpp-test-{uuid.uuid4().hex[:8]}",
             **{f"OCPP_OPENDATA_{k.upper()}": v for k, v in settings.items()},
         }
