@@ -21,7 +21,7 @@ from api.live.source import LiveSource
 from api.metrics import Metrics
 from api.middleware import AnswerCache, MethodGuard, SelectiveGZip
 from api.release import ReleaseManager
-from api.routes import datasets, docs, downloads, meta, reliability, sql, stations, usage
+from api.routes import datasets, docs, downloads, meta, quality, reliability, sql, stations, usage
 from api.routes.common import current_release, pinned_release
 from api.sql_guard import SqlLimits
 from ocpp_opendata.logs import fields
@@ -45,7 +45,7 @@ EXPOSED_HEADERS = [
 
 def versioned_router(release_dependency: object) -> APIRouter:
     router = APIRouter()
-    for module in (datasets, downloads, usage, stations, sql, reliability):
+    for module in (datasets, downloads, usage, stations, sql, reliability, quality):
         module.register(router, release_dependency)
     return router
 

@@ -28,12 +28,14 @@ def _sections() -> dict[tuple[str, str], Callable[[], str]]:
     from ingest.schema import contract_markdown
     from ocpp_opendata.settings import settings_table_markdown
     from pipelines.published_schema import schema_markdown
+    from pipelines.quality.rules import markdown_table
 
     return {
         ("docs/data-contract.md", "raw-tables"): contract_markdown,
         ("README.md", "settings"): settings_table_markdown,
         ("README.md", "datasets"): datasets_overview_markdown,
         ("docs/datasets.md", "datasets"): lambda: schema_markdown().strip() + "\n",
+        ("docs/pipeline.md", "quality-rules"): lambda: markdown_table() + "\n",
     }
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dagster import DagsterInstance
@@ -21,14 +22,36 @@ from pipelines.raw_index import RawIndex
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One asset check evaluation of the publish run (pipelines/assets/release.py)."""
+
+    name: str
+    passed: bool
+    severity: str  # "ERROR": blocks the release when failed; "WARN": reported, the release goes out
+    detail: str
+
+
 class PipelineRunError(RuntimeError):
-    """A Dagster run failed; the message names the step."""
+    """A Dagster run failed; the message names the step. `checks`: the checks evaluated before it."""
+
+    def __init__(self, message: str, checks: list[CheckOutcome] | None = None) -> None:
+        super().__init__(message)
+        self.checks = checks or []
+
+    @property
+    def blocked(self) -> bool:
+        """A blocking (ERROR) check failed: the release was refused, not broken."""
+        return any(c.severity == "ERROR" and not c.passed for c in self.checks)
 
 
 @dataclass(frozen=True)
 class RunSummary:
     dates: list[date]
     release_id: str | None
+    checks: list[CheckOutcome] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # published rows per dataset
+    quality: dict[str, Any] = field(default_factory=dict)  # the manifest's quality summary
 
 
 @contextmanager
@@ -70,15 +93,33 @@ def run(
             )
             if not result.success:
                 raise PipelineRunError(f"materializing {d.isoformat()} failed: {_first_error(result)}")
-        release_id = None
-        if publish:
-            result = pub.execute_in_process(instance=inst, raise_on_error=False, run_config=QUIET)
-            if not result.success:
-                raise PipelineRunError(f"publishing failed: {_first_error(result)}")
-            mats = result.asset_materializations_for_node("published_release")
-            if mats:
-                release_id = str(mats[-1].metadata["release_id"].value)
-    return RunSummary(dates, release_id)
+        if not publish:
+            return RunSummary(dates, None)
+        result = pub.execute_in_process(instance=inst, raise_on_error=False, run_config=QUIET)
+        outcomes = _check_outcomes(result)
+        if not result.success:
+            raise PipelineRunError(f"publishing failed: {_first_error(result)}", outcomes)
+        mats = result.asset_materializations_for_node("published_release")
+        if not mats:
+            return RunSummary(dates, None, outcomes)
+        meta = mats[-1].metadata
+        return RunSummary(
+            dates,
+            str(meta["release_id"].value),
+            outcomes,
+            dict(meta["rows"].value) if "rows" in meta else {},  # type: ignore[arg-type]
+            dict(meta["quality"].value) if "quality" in meta else {},  # type: ignore[arg-type]
+        )
+
+
+def _check_outcomes(result: Any) -> list[CheckOutcome]:
+    out = []
+    for e in result.get_asset_check_evaluations():
+        detail = e.metadata.get("detail")
+        out.append(
+            CheckOutcome(e.check_name, e.passed, e.severity.value, str(detail.value) if detail else "")
+        )
+    return out
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""`ocpp-opendata pipeline run|publish|compact`: the Dagster pipelines without the UI."""
+"""`ocpp-opendata pipeline run|publish|compact|quality`: the Dagster pipelines without the UI."""
 
 from __future__ import annotations
 
@@ -61,14 +61,70 @@ def run_cmd(dates: tuple[str, ...], all_dates: bool, no_publish: bool, **options
         raise click.UsageError(str(exc)) from exc
     try:
         summary = runner.run(settings, chosen, publish=not no_publish)
-    except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
+    except runner.PipelineRunError as exc:
+        _run_failed(exc)
+    except (PseudonymKeyError, PrivacyCheckError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except StoreError as exc:
         _store_unreachable(exc)
     click.echo(f"materialized {len(summary.dates)} date(s)")
     if summary.release_id:
-        click.echo(f"published release {summary.release_id}")
+        _print_summary(summary)
+
+
+def _print_summary(summary: Any) -> None:
+    """What went out: rows and quality per dataset, then every check. Quality warnings exit 0."""
+    from ocpp_opendata.commands import run_report
+
+    click.echo(f"published release {summary.release_id}")
+    click.echo(run_report.quality_line(summary.quality))
+    click.echo("")
+    for line in run_report.datasets_table(summary.rows, summary.quality):
+        click.echo(line)
+    click.echo("")
+    for line in run_report.checks_table(summary.checks):
+        click.echo(line)
+
+
+def _run_failed(exc: Any) -> None:
+    """Exit 2, with the checks table when a blocking check refused the release."""
+    from ocpp_opendata.commands import run_report
+
+    if exc.checks:
+        for line in run_report.checks_table(exc.checks):
+            click.echo(line, err=True)
+    if exc.blocked:
+        click.echo("error: release blocked by a failed check; nothing was published", err=True)
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@pipeline.command("quality")
+@settings_options("store", "timezone")
+@click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True, help="Local dates back.")
+def quality_cmd(days: int, **options: Any) -> None:
+    """Per local date and rule: records the current release withheld, flagged or let through by override."""
+    import json
+
+    from ocpp_opendata.commands import run_report
+    from ocpp_opendata.objectstore import store_for
+    from pipelines.publish import build_base
+    from pipelines.published_schema import MANIFEST_FILENAME, current_release_dir
+
+    settings = settings_from(options)
+    # Where this host builds releases: DATA_DIR, or a local store's root; with a remote store the
+    # build host keeps the current release there too (the base of the next incremental build).
+    base = build_base(settings, store_for(settings))
+    release = current_release_dir(base)
+    if release is None:
+        click.echo(f"error: nothing is published under {base}", err=True)
+        sys.exit(2)
+    manifest = json.loads((release / MANIFEST_FILENAME).read_text())
+    window, counts = run_report.daily_counts(release, manifest, days)
+    click.echo(f"release {manifest['release_id']}: quality_issues of the last {len(window)} local date(s)")
+    for line in run_report.daily_table(window, counts):
+        click.echo(line)
 
 
 @pipeline.command("publish")
@@ -82,12 +138,14 @@ def publish_cmd(**options: Any) -> None:
     settings = settings_from(options)
     try:
         summary = runner.run(settings, [], publish=True)
-    except (PseudonymKeyError, PrivacyCheckError, runner.PipelineRunError) as exc:
+    except runner.PipelineRunError as exc:
+        _run_failed(exc)
+    except (PseudonymKeyError, PrivacyCheckError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except StoreError as exc:
         _store_unreachable(exc)
-    click.echo(f"published release {summary.release_id}")
+    _print_summary(summary)
 
 
 @pipeline.command("compact")

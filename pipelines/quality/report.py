@@ -2,8 +2,8 @@
 
 One row per affected dataset and record, so that `?dataset=` answers "what is missing here":
 
-- a session at a public station: `charging_sessions` (station id only where that dataset shows the
-  station: fewer than k users in the pseudonym period leave it to the area, as there), and, when
+- a session at a public station: `charging_sessions` (only where that dataset has rows for the
+  station: fewer than k users in the pseudonym period leave its sessions out, as there), and, when
   withheld or overridden, `station_usage_daily`, `station_usage_monthly`, `area_usage_daily`;
 - an interval at a public station: `station_energy_15min`, `area_peak_15min`;
 - a record of a non-public station: only the area datasets, only where its area-day counts
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import Counter
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.privacy import letters
 from pipelines.quality.quarantine import Quarantine
@@ -94,32 +92,40 @@ def issues_table(
     return con.sql(issues_sql()).to_arrow_table()
 
 
-def quality_summary(table: pa.Table) -> dict[str, Any]:
-    """Counts of one release's `quality_issues`: distinct records per action, rule and local date."""
-    if table.num_rows == 0:
-        return {
-            "withheld_records": 0,
-            "flagged_records": 0,
-            "overridden_records": 0,
-            "by_rule": {},
-            "by_date": {},
-        }
-    rows = table.filter(pc.invert(pc.is_null(table["record_id"]))).to_pylist()
+def record_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """The record each row stands for, for counting distinct records: a record has a row per dataset
+    it affects, all with its `record_id` (a row without one, from an older release, counts alone)."""
+    return [r["record_id"] if r["record_id"] is not None else f"#{i}" for i, r in enumerate(rows)]
+
+
+def _counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     seen: dict[str, set[str]] = {"withheld": set(), "flagged": set(), "overridden": set()}
-    by_rule: Counter[str] = Counter()
+    by_rule: dict[str, set[str]] = {}
     by_date: dict[str, dict[str, set[str]]] = {}
-    counted: set[tuple[str, str, str]] = set()
-    for r in rows:
-        seen.setdefault(r["action"], set()).add(r["record_id"])
-        by_date.setdefault(r["date"].isoformat(), {}).setdefault(r["action"], set()).add(r["record_id"])
-        key = (r["record_id"], r["rule"], r["action"])
-        if key not in counted:
-            counted.add(key)
-            by_rule[f"{r['rule']}:{r['action']}"] += 1
+    for r, key in zip(rows, record_keys(rows), strict=True):
+        seen.setdefault(r["action"], set()).add(key)
+        by_rule.setdefault(f"{r['rule']}:{r['action']}", set()).add(key)
+        by_date.setdefault(r["date"].isoformat(), {}).setdefault(r["action"], set()).add(key)
     return {
         "withheld_records": len(seen["withheld"]),
         "flagged_records": len(seen["flagged"]),
         "overridden_records": len(seen["overridden"]),
-        "by_rule": dict(sorted(by_rule.items())),
+        "by_rule": {k: len(v) for k, v in sorted(by_rule.items())},
         "by_date": {d: {a: len(v) for a, v in sorted(c.items())} for d, c in sorted(by_date.items())},
     }
+
+
+def quality_summary(table: pa.Table) -> dict[str, Any]:
+    """Counts of one release's `quality_issues`: distinct records per action, rule and local date, over
+    the whole release and per dataset (`by_dataset`, without `by_date`)."""
+    rows = table.select(["date", "dataset", "record_id", "action", "rule"]).to_pylist()
+    summary = _counts(rows)
+    per: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        per.setdefault(r["dataset"], []).append(r)
+    summary["by_dataset"] = {}
+    for name, ds_rows in sorted(per.items()):
+        counts = _counts(ds_rows)
+        del counts["by_date"]
+        summary["by_dataset"][name] = counts
+    return summary

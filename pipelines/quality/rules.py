@@ -68,7 +68,7 @@ RULES: dict[str, Rule] = {
             "connectors), above the connector's plausible maximum",
             f"registry max_power_kw × {REGISTRY_POWER_MARGIN:g}; {DEFAULT_CONNECTOR_MAX_KW:g} kW without one",
             "the operator's registry (stations.csv) with the EN 50160 +10 % supply-voltage tolerance; "
-            "400 kW: the fastest chargers on the market",
+            "400 kW: the top rating of CCS (IEC 62196-3, IEC 61851-23) chargers in wide use",
         ),
         Rule(
             "energy_above_power_time",
@@ -131,8 +131,9 @@ RULES: dict[str, Rule] = {
             Action.FLAGGED,
             "the same transaction id at two or more stations",
             "> 1 station per transaction id",
-            "OCPP 1.6 ids are assigned by the backend (unique network-wide); sessions are keyed by "
-            "station and id, so none is merged: published, flagged",
+            "OCPP 1.6 §4.8: the Central System assigns transactionId (unique network-wide); OCPP "
+            "2.0.1 ids are the station's own; sessions are keyed by station and id, so none is "
+            "merged: published, flagged",
         ),
     )
 }

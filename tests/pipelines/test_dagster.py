@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from dagster import DagsterInstance, RunRequest, build_schedule_context, build_sensor_context
+from dagster import (
+    AssetCheckSeverity,
+    DagsterInstance,
+    RunRequest,
+    build_schedule_context,
+    build_sensor_context,
+)
 
 from ocpp_opendata.settings import Settings
-from pipelines.definitions import build_definitions
+from pipelines.assets.release import BLOCKING_CHECKS, FLAGGED_CHECK, WITHHELD_CHECK
+from pipelines.definitions import PUBLISH_JOB, build_definitions
+from pipelines.published_schema import current_release_dir
 from pipelines.resources import PipelineSettings
+from tests.pipelines.faults import session
 from tests.pipelines.helpers import current, published, run_days, work, write_registry
 from tests.pipelines.rawdata import RawZone
 
@@ -186,3 +197,58 @@ def test_a_session_left_open_is_republished_once_its_end_arrives(settings: Setti
         run_days(settings, day, publish=False, instance=instance)
     (s,) = work(settings, "sessions", day)
     assert s["left_open"] is False and s["plug_out"] == t + 610 * M and s["energy_wh"] == 9000.0
+
+
+def _publish_job(settings: Settings, instance: DagsterInstance) -> Any:
+    job = build_definitions(settings).resolve_job_def(PUBLISH_JOB)
+    return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def test_withheld_records_warn_and_the_release_is_still_published(settings: Settings, raw: RawZone) -> None:
+    t = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    write_registry(settings.data_dir, [("CP1", "One", 52.2, 5.9, "Centrum", 22, "public")])
+    raw.status("CP1", 1, t - 60 * M, "Available")
+    reg = session(raw, "CP1", t, 30, 11_000, "ok-1", "TAGA1", 0.0)
+    reg = session(raw, "CP1", t + 60 * M, 30, 11_000, "ok-2", "TAGC3", reg)  # k = 2 users: rows shown
+    session(raw, "CP1", t + 120 * M, 10, 470_000, "bad-1", "TAGB2", reg)  # on a 22 kW connector
+    raw.flush()
+    with DagsterInstance.ephemeral() as instance:
+        run_days(settings, date(2026, 3, 10), publish=False, instance=instance)
+        result = _publish_job(settings, instance)
+    assert result.success  # a warning never stops the release
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    warn = evals[WITHHELD_CHECK]
+    assert not warn.passed and warn.severity is AssetCheckSeverity.WARN
+    assert warn.metadata["records"].value == 1
+    assert warn.metadata["by_rule"].value == {"power_above_connector_max": 1}
+    assert warn.metadata["by_date"].value == {"2026-03-10": 1}
+    assert evals[FLAGGED_CHECK].passed and evals[FLAGGED_CHECK].severity is AssetCheckSeverity.WARN
+    for name in BLOCKING_CHECKS:
+        assert evals[name].passed and evals[name].severity is AssetCheckSeverity.ERROR, name
+    # Every check the release ran is an asset check of its own.
+    manifest = json.loads((current(settings) / "manifest.json").read_text())
+    assert {c["name"] for c in manifest["checks"]} == set(BLOCKING_CHECKS)
+    kept = published(settings, "charging_sessions")
+    assert [(r["energy_kwh"], r["max_power_kw"]) for r in kept] == [(5.5, 11.0), (5.5, 11.0)]
+
+
+def test_a_failed_blocking_check_is_an_error_and_nothing_is_published(
+    settings: Settings, raw: RawZone
+) -> None:
+    t = datetime(2026, 3, 10, 9, tzinfo=UTC)
+    # The operator pasted a user's card id into the station's name: publishing it would leak the idTag.
+    write_registry(settings.data_dir, [("CP1", "Card 04A1B2C3D4E5 bay", 52.2, 5.9, "Centrum", 22, "public")])
+    raw.status("CP1", 1, t - 60 * M, "Available")
+    session(raw, "CP1", t, 30, 11_000, "ok-1", "04A1B2C3D4E5", 0.0)
+    raw.flush()
+    with DagsterInstance.ephemeral() as instance:
+        run_days(settings, date(2026, 3, 10), publish=False, instance=instance)
+        result = _publish_job(settings, instance)
+    assert not result.success
+    evals = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    leak = evals["no_idtag_in_release"]
+    assert not leak.passed and leak.severity is AssetCheckSeverity.ERROR
+    assert "stations" in leak.metadata["detail"].value
+    assert evals["no_private_station"].passed
+    assert WITHHELD_CHECK not in evals  # the release never got that far
+    assert current_release_dir(settings.data_dir) is None
