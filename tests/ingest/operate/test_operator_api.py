@@ -244,3 +244,27 @@ async def test_a_kill_9_during_a_call_loses_no_stored_frame(tmp_path: Path) -> N
     with operated_listener(tmp_path / "again", data_dir=data):
         await eventually(lambda: rows(data, "frames", "direction = 'out' AND action = 'Reset'"), 20)
     assert rows(data, "frames", "action = 'BootNotification' AND direction = 'in'")
+
+
+async def test_after_a_restart_chargers_are_listed_as_not_connected_until_they_reconnect(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    with operated_listener(tmp_path / "first", data_dir=data) as op:
+        async with connected(op.listener.url, "OP-R", Charger16) as cp:
+            await cp.call(BOOT16)
+            await cp.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+            await eventually_async(lambda: _status_is(op, "OP-R", "Charging"))
+        op.listener.stop()
+    with operated_listener(tmp_path / "second", data_dir=data) as op:
+        charger = (await op.get("/v1/chargers/OP-R")).json()
+        assert charger["connected"] is False and charger["model"] == "OP16"
+        assert charger["connectors"][0]["status"] == "Charging"  # as last reported
+        assert charger["connectors"][0]["ocpi_status"] == "UNKNOWN"  # but not connected now
+        async with connected(op.listener.url, "OP-R", Charger16) as cp:
+            await cp.call(BOOT16)
+
+            async def back() -> bool:
+                return (await op.get("/v1/chargers/OP-R")).json()["connected"]
+
+            await eventually_async(back)
