@@ -156,13 +156,17 @@ def operator_app(tokens: TokenFile, chargers: ChargerSource, call: CallFunction)
                 403, {"error": f"operator {who.name!r} has a read token; calls need a control token"}
             )
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return _json(413, {"error": f"the body is limited to {MAX_BODY} bytes"})
+        too_big = length is not None and (not length.isdigit() or int(length) > MAX_BODY)
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return _json(413, {"error": f"the body is limited to {MAX_BODY} bytes"})
+        if not too_big:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    too_big = True
+                    break
+        if too_big:
+            log.warning("operator request denied", extra=fields(reason="body_too_large", operator=who.name))
+            return _json(413, {"error": f"the body is limited to {MAX_BODY} bytes"})
         try:
             payload = orjson.loads(body or b"{}")
         except orjson.JSONDecodeError as exc:
