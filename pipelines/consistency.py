@@ -24,6 +24,15 @@ import pyarrow as pa
 from pipelines.checks import CheckReport
 
 CHECK_NAME = "energy_totals_agree"
+# The published tables the check reads.
+TABLES = (
+    "station_usage_daily",
+    "station_usage_monthly",
+    "station_energy_15min",
+    "area_peak_15min",
+    "area_usage_daily",
+    "charging_sessions",
+)
 TOLERANCE_KWH = 0.001
 
 
@@ -82,14 +91,7 @@ def check_energy_totals_agree(tables: dict[str, pa.Table], round_energy_kwh: flo
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'; SET threads = 2")
-        for name in (
-            "station_usage_daily",
-            "station_usage_monthly",
-            "station_energy_15min",
-            "area_peak_15min",
-            "area_usage_daily",
-            "charging_sessions",
-        ):
+        for name in TABLES:
             con.register(name, tables[name])
         problems = _problems(con, round_energy_kwh)
     finally:

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow.compute as pc
 
 from ocpp_opendata.settings import Settings
-from pipelines.consistency import check_energy_totals_agree
+from pipelines.consistency import TABLES, check_energy_totals_agree
 from tests.pipelines.helpers import current, published, run_days, write_registry
 from tests.pipelines.rawdata import RawZone
 
@@ -55,16 +55,8 @@ def test_a_release_whose_area_series_is_inflated_is_blocked_by_the_totals_check(
 ) -> None:
     two_stations_charging_together(raw, settings)
     run_days(settings, DAY)
-    names = (
-        "station_usage_daily",
-        "station_usage_monthly",
-        "station_energy_15min",
-        "area_peak_15min",
-        "area_usage_daily",
-        "charging_sessions",
-    )
     con = duckdb.connect(str(current(settings) / "catalog.duckdb"), read_only=True)
-    tables = {n: con.sql(f'SELECT * FROM "{n}"').to_arrow_table() for n in names}
+    tables = {n: con.sql(f'SELECT * FROM "{n}"').to_arrow_table() for n in TABLES}
     con.close()
     assert check_energy_totals_agree(tables, settings.round_energy_kwh).passed
     peak = tables["area_peak_15min"]

@@ -22,10 +22,13 @@ def iso(ts: datetime | None = None) -> str:
 
 
 @contextlib.asynccontextmanager
-async def ocpp_charger(url: str, cp_id: str, version: str = "1.6") -> AsyncIterator[Any]:
-    """A library ChargePoint (1.6 or 2.0.1) connected to `url/cp_id`, its receive loop running."""
+async def ocpp_charger(
+    url: str, cp_id: str, version: str = "1.6", cls: type | None = None
+) -> AsyncIterator[Any]:
+    """A library ChargePoint (1.6 or 2.0.1, or a subclass `cls` of one) connected to `url/cp_id`, its
+    receive loop running."""
     subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    cls = ChargePoint16 if version == "1.6" else ChargePoint201
+    cls = cls or (ChargePoint16 if version == "1.6" else ChargePoint201)
     async with websockets.connect(f"{url}/{cp_id}", subprotocols=[subprotocol]) as ws:
         cp = cls(cp_id, ws)
         task = asyncio.create_task(cp.start())

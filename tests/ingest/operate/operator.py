@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
@@ -25,6 +23,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201.enums import Action as Action201
 
+from tests.support.chargers import ocpp_charger
 from tests.support.listener import RunningListener, free_port, make_listener
 
 
@@ -97,19 +96,9 @@ def operated_listener(
             listener.stop()
 
 
-@asynccontextmanager
-async def connected(url: str, cp_id: str, cls: type, version: str = "1.6") -> AsyncIterator[Any]:
-    """A library charger of class `cls` connected to `url/cp_id`, its receive loop running."""
-    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
-    async with websockets.connect(f"{url}/{cp_id}", subprotocols=[subprotocol]) as ws:
-        cp = cls(cp_id, ws)
-        task = asyncio.create_task(cp.start())
-        try:
-            yield cp
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError, websockets.ConnectionClosed):
-                await task
+def connected(url: str, cp_id: str, cls: type, version: str = "1.6") -> Any:
+    """A charger of class `cls` (answering operator calls) connected to `url/cp_id`."""
+    return ocpp_charger(url, cp_id, version, cls)
 
 
 class Charger16(ChargePoint16):
