@@ -18,6 +18,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,6 +42,12 @@ class LogNormal:
 
     def draw(self, rng: random.Random) -> float:
         value = math.exp(rng.gauss(math.log(self.p50), self.sigma))
+        return min(self.high, max(self.low, value))
+
+    def draw_at(self, u: float) -> float:
+        """The value at quantile u (0 < u < 1) of the clipped lognormal: a draw from one uniform."""
+        u = min(max(u, 1e-9), 1 - 1e-9)
+        value = math.exp(math.log(self.p50) + self.sigma * NormalDist().inv_cdf(u))
         return min(self.high, max(self.low, value))
 
 
@@ -167,6 +174,14 @@ FAULT_CODES: tuple[tuple[str, str, float], ...] = (
     ("OtherError", "E-1042", 0.25),
 )
 FAULT_MINUTES = LogNormal(p50=45.0, p90=300.0, low=5.0, high=720.0)
+# Assumption: maintenance windows (connector set Unavailable by the operator) of one to a few hours.
+MAINTENANCE_MINUTES = LogNormal(p50=90.0, p90=300.0, low=20.0, high=600.0)
+# Stop reasons a charger gives when its own fault ends the transaction (1.6 Reason, 2.0.1
+# ReasonEnumType); the pipeline also recognises the session by the Faulted status that follows.
+FAULT_STOP_REASONS = {
+    "1.6": ("EmergencyStop", "PowerLoss", "Other"),
+    "2.0.1": ("GroundFault", "OvercurrentFault", "PowerLoss", "Other"),
+}
 OFFLINE_MINUTES = LogNormal(p50=30.0, p90=240.0, low=2.0, high=720.0)
 # Clocks run ahead by 2 minutes to 4 hours (log-uniform).
 CLOCK_SKEW_S = (120.0, 4 * 3600.0)
