@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from statistics import NormalDist
 
 from ingest.simulator import profiles as P
 from ingest.simulator.options import SimulationOptions, Window, window_for
@@ -457,17 +458,23 @@ def _session(
     else:
         assert profile.energy_kwh is not None and profile.idle_h is not None
         auth = rng.randint(15, 90)
-        energy = profile.energy_kwh.draw(rng) * 1000
+        # Energy and the car's power are drawn together (a Gaussian copula, P.AC_ENERGY_POWER_RHO):
+        # cars that take a lot of energy tend to have the bigger, three-phase on-board chargers.
+        z_energy = rng.gauss(0.0, 1.0)
+        energy = profile.energy_kwh.at_z(z_energy) * 1000
         leaves_charging, more, idle = (
             rng.random() < profile.no_idle_share,
-            rng.uniform(1.2, 2.5),
+            rng.uniform(*P.AC_LEAVE_DEMAND),
             profile.idle_h.draw(rng),
         )
-        phases, amps, _ = P.AC_CARS[_index(rng, [w for *_, w in P.AC_CARS])]
+        rho = P.AC_ENERGY_POWER_RHO
+        z_car = rho * z_energy + math.sqrt(1 - rho * rho) * rng.gauss(0.0, 1.0)
+        phases, amps, _ = P.AC_CARS[_index_of(NormalDist().cdf(z_car), [w for *_, w in P.AC_CARS])]
         station_amps = 16 if charger.max_power_kw <= 11 else 32
         p_max = phases * min(amps, station_amps) * P.NOMINAL_VOLTAGE * P.AC_DRAW_FACTOR
         demand = energy * more if leaves_charging else energy
-        curve = PowerCurve.for_energy(p_max, 0.3 * p_max, demand, demand * rng.uniform(0.85, 0.97))
+        hold = demand * rng.uniform(*P.AC_HOLD_SHARE)
+        curve = PowerCurve.for_energy(p_max, P.AC_TAPER_END * p_max, demand, hold)
         if leaves_charging:
             charge_window = max(120, math.ceil(curve.time_for(energy)))
         else:
