@@ -35,18 +35,21 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ingest.schema import partition_dir  # noqa: E402
 from pipelines.storage import work_path  # noqa: E402
+from pipelines.transforms.availability import AVAILABILITY_SCHEMA  # noqa: E402
 
 KEY = "benchmark-pseudonym-key-0123456789"
 TZ = "UTC"  # local days are receipt days: one raw file per table and day
 FIRST = date(2026, 3, 1)
 STEPS = ("index", "daily", "reliability")
 SYNTH = "bench_synthesized_port_states"  # the synthesized port states of the days the daily step builds
+SYNTH_AV = "bench_synthesized_availability"  # and their station-hour minutes
 
 
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> int:
@@ -90,7 +93,30 @@ def _port_states_sql(day: date, t0: str, off: str) -> str:
         FROM cut WHERE a < b ORDER BY station_id, connector_id, start"""
 
 
-def generate(data_dir: Path, stations: int, days: int, heartbeat_s: int, daily_days: int) -> dict[str, int]:
+def _availability_sql(day: date, t0: str) -> str:
+    """The station-hour minutes per state of the port states just written (table `out`); the daily
+    step writes the same (all_busy_minutes aside, which the reliability build does not read)."""
+    cats = ("available", "occupied", "charging", "reserved", "unavailable", "faulted", "offline", "unknown")
+    # occupied_minutes include the charging ones (charging is the part of occupied with energy flowing)
+    states = {c: ("occupied", "charging") if c == "occupied" else (c, c) for c in cats}
+    minutes = ", ".join(
+        f"coalesce(sum(m) FILTER (WHERE state IN {states[c]}), 0)::DOUBLE AS {c}_minutes" for c in cats
+    )
+    return f"""
+        WITH h AS (SELECT {t0} + to_hours(k::BIGINT) AS h FROM range(24) r(k)),
+        x AS (
+            SELECT o.station_id, h.h, o.connector_id, o.state,
+                   epoch(least(o."end", h.h + INTERVAL 1 HOUR) - greatest(o.start, h.h)) / 60 AS m
+            FROM out o JOIN h ON o.start < h.h + INTERVAL 1 HOUR AND o."end" > h.h
+        )
+        SELECT DATE '{day.isoformat()}' AS date, station_id, h AS hour_start,
+               count(DISTINCT connector_id)::INTEGER AS connectors, {minutes}, 0.0 AS all_busy_minutes
+        FROM x GROUP BY station_id, h ORDER BY station_id, hour_start"""
+
+
+def generate(
+    data_dir: Path, stations: int, days: int, heartbeat_s: int, daily_days: int, raw: bool = True
+) -> dict[str, int]:
     """Write the raw zone, the sessions and port-state work tables and stations.csv; returns rows per
     table. The port states of the last `daily_days` days go to SYNTH: the daily step writes the real ones."""
     con = duckdb.connect()
@@ -128,45 +154,50 @@ def generate(data_dir: Path, stations: int, days: int, heartbeat_s: int, daily_d
             )
             SELECT * FROM seq
             WHERE NOT ({off} AND t >= {t0} + INTERVAL 2 HOUR AND t < {t0} + INTERVAL 3 HOUR)""")
-        counts["status_notifications"] += _copy(con, f"""
-            SELECT t + INTERVAL 1 SECOND AS received_at, cp AS charge_point_id, {conn_id} AS connection_id,
-                   '1.6' AS ocpp_version, 'm' || row_number() OVER () AS message_id, t AS "timestamp",
-                   conn AS connector_id, NULL::INTEGER AS evse_id, status, coalesce(error_code, 'NoError')
-                   AS error_code, NULL::VARCHAR AS info, NULL::VARCHAR AS vendor_id,
-                   NULL::VARCHAR AS vendor_error_code, []::VARCHAR[] AS quality
-            FROM ev ORDER BY received_at""",
-            partition_dir(data_dir / "raw", "status_notifications", day) / "bench.parquet",
-        )  # fmt: skip
-        beats = 86400 // heartbeat_s
-        counts["frames"] += _copy(con, f"""
-            WITH h AS (
-                SELECT i, cp, {t0} + to_seconds((b * {heartbeat_s} + i % {heartbeat_s})::BIGINT) AS t
-                FROM st, range({beats}) r(b)
-            )
-            SELECT t AS received_at, cp AS charge_point_id, {conn_id} AS connection_id, '1.6' AS ocpp_version,
-                   (row_number() OVER ())::BIGINT AS seq, 'in' AS direction, 2::TINYINT AS message_type,
-                   'h' || row_number() OVER () AS message_id, 'Heartbeat' AS action,
-                   '[2,"h","Heartbeat",{{}}]' AS text, 25::BIGINT AS length, NULL::VARCHAR AS validation_error
-            FROM h WHERE NOT ({off} AND t >= {t0} + INTERVAL 2 HOUR AND t < {t0} + INTERVAL 3 HOUR)
-            ORDER BY received_at""",
-            partition_dir(data_dir / "raw", "frames", day) / "bench.parquet",
-        )  # fmt: skip
-        counts["connections"] += _copy(con, f"""
-            WITH e AS (
-                SELECT cp, cp || '-{d}-a' AS cid, {t0} AS t, 'connected' AS event FROM st
-                UNION ALL
-                SELECT cp, cp || '-{d}-a', {t0} + INTERVAL 2 HOUR, 'disconnected' FROM st WHERE {off}
-                UNION ALL SELECT cp, cp || '-{d}-b', {t0} + INTERVAL 3 HOUR, 'connected' FROM st WHERE {off}
-                UNION ALL SELECT cp, cp || '-{d}-' || CASE WHEN {off} THEN 'b' ELSE 'a' END,
-                                 {t0} + INTERVAL 1 DAY - INTERVAL 1 SECOND, 'disconnected' FROM st
-            )
-            SELECT t AS received_at, event, cp AS charge_point_id, cid AS connection_id,
-                   '1.6' AS ocpp_version,
-                   'ocpp1.6' AS subprotocols_offered, '127.0.0.1:1' AS remote_address, 'none' AS auth,
-                   NULL::VARCHAR AS reason, NULL::INTEGER AS close_code, 'bench' AS listener_id
-            FROM e ORDER BY received_at""",
-            partition_dir(data_dir / "raw", "connections", day) / "bench.parquet",
-        )  # fmt: skip
+        if raw:  # (without: only the work tables the reliability build reads)
+            counts["status_notifications"] += _copy(con, f"""
+                SELECT t + INTERVAL 1 SECOND AS received_at, cp AS charge_point_id,
+                       {conn_id} AS connection_id,
+                       '1.6' AS ocpp_version, 'm' || row_number() OVER () AS message_id, t AS "timestamp",
+                       conn AS connector_id, NULL::INTEGER AS evse_id, status, coalesce(error_code, 'NoError')
+                       AS error_code, NULL::VARCHAR AS info, NULL::VARCHAR AS vendor_id,
+                       NULL::VARCHAR AS vendor_error_code, []::VARCHAR[] AS quality
+                FROM ev ORDER BY received_at""",
+                partition_dir(data_dir / "raw", "status_notifications", day) / "bench.parquet",
+            )  # fmt: skip
+            beats = 86400 // heartbeat_s
+            counts["frames"] += _copy(con, f"""
+                WITH h AS (
+                    SELECT i, cp, {t0} + to_seconds((b * {heartbeat_s} + i % {heartbeat_s})::BIGINT) AS t
+                    FROM st, range({beats}) r(b)
+                )
+                SELECT t AS received_at, cp AS charge_point_id, {conn_id} AS connection_id,
+                       '1.6' AS ocpp_version,
+                       (row_number() OVER ())::BIGINT AS seq, 'in' AS direction, 2::TINYINT AS message_type,
+                       'h' || row_number() OVER () AS message_id, 'Heartbeat' AS action,
+                       '[2,"h","Heartbeat",{{}}]' AS text, 25::BIGINT AS length,
+                       NULL::VARCHAR AS validation_error
+                FROM h WHERE NOT ({off} AND t >= {t0} + INTERVAL 2 HOUR AND t < {t0} + INTERVAL 3 HOUR)
+                ORDER BY received_at""",
+                partition_dir(data_dir / "raw", "frames", day) / "bench.parquet",
+            )  # fmt: skip
+            counts["connections"] += _copy(con, f"""
+                WITH e AS (
+                    SELECT cp, cp || '-{d}-a' AS cid, {t0} AS t, 'connected' AS event FROM st
+                    UNION ALL
+                    SELECT cp, cp || '-{d}-a', {t0} + INTERVAL 2 HOUR, 'disconnected' FROM st WHERE {off}
+                    UNION ALL
+                    SELECT cp, cp || '-{d}-b', {t0} + INTERVAL 3 HOUR, 'connected' FROM st WHERE {off}
+                    UNION ALL SELECT cp, cp || '-{d}-' || CASE WHEN {off} THEN 'b' ELSE 'a' END,
+                                     {t0} + INTERVAL 1 DAY - INTERVAL 1 SECOND, 'disconnected' FROM st
+                )
+                SELECT t AS received_at, event, cp AS charge_point_id, cid AS connection_id,
+                       '1.6' AS ocpp_version,
+                       'ocpp1.6' AS subprotocols_offered, '127.0.0.1:1' AS remote_address, 'none' AS auth,
+                       NULL::VARCHAR AS reason, NULL::INTEGER AS close_code, 'bench' AS listener_id
+                FROM e ORDER BY received_at""",
+                partition_dir(data_dir / "raw", "connections", day) / "bench.parquet",
+            )  # fmt: skip
         counts["sessions"] += _copy(con, f"""
             SELECT DATE '{day.isoformat()}' AS date, cp || '-' || conn || '-' || k || '-{d}' AS session_id,
                    cp AS station_id, conn AS connector_id, '1.6' AS ocpp_version,
@@ -187,8 +218,13 @@ def generate(data_dir: Path, stations: int, days: int, heartbeat_s: int, daily_d
             ORDER BY station_id, plug_in""",
             work_path(data_dir, "sessions", day),
         )  # fmt: skip
-        target = "port_states" if d < days - daily_days else SYNTH
+        real = d >= days - daily_days
+        target = SYNTH if real else "port_states"
         counts["port_states"] += _copy(con, _port_states_sql(day, t0, off), work_path(data_dir, target, day))
+        path = work_path(data_dir, SYNTH_AV if real else "availability", day)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = con.sql(_availability_sql(day, t0)).to_arrow_table()
+        pq.write_table(table.cast(AVAILABILITY_SCHEMA), path, compression="zstd")
     con.close()
     lines = ["id,name,latitude,longitude,area,max_power_kw,access"]
     lines += [
@@ -214,7 +250,23 @@ def _compare_port_states(data_dir: Path, days: int, daily_days: int) -> dict[str
             USING (station_id, connector_id, date, state)""",
         {"r": real, "s": synth},
     ).fetchone()
-    return {"port-state cells compared": diff[0], "largest difference (min)": round(diff[1], 3)}  # type: ignore[index]
+    cats = ("available", "occupied", "charging", "unavailable", "faulted", "offline", "unknown")
+    total = " + ".join(f"abs(r.{c}_minutes - s.{c}_minutes)" for c in cats)
+    real_av, synth_av = (
+        [str(work_path(data_dir, name, FIRST + timedelta(days=d))) for d in range(days - daily_days, days)]
+        for name in ("availability", SYNTH_AV)
+    )
+    av = con.execute(
+        f"""SELECT count(*), coalesce(max({total}), 0) FROM read_parquet($r) r
+            JOIN read_parquet($s) s USING (station_id, hour_start)""",
+        {"r": real_av, "s": synth_av},
+    ).fetchone()
+    return {
+        "port-state cells compared": diff[0],  # type: ignore[index]
+        "largest difference (min)": round(diff[1], 3),  # type: ignore[index]
+        "station-hours compared": av[0],  # type: ignore[index]
+        "largest station-hour difference (min)": round(av[1], 3),  # type: ignore[index]
+    }
 
 
 def run_step(step: str, data_dir: Path, days: int, daily_days: int) -> None:
@@ -286,6 +338,9 @@ def main() -> None:
     ap.add_argument(
         "--daily-days", type=int, default=1, help="Run the daily port-state step on this many last days."
     )
+    ap.add_argument(
+        "--build-only", action="store_true", help="Write only the work tables and time the reliability build."
+    )
     ap.add_argument("--keep", type=Path, default=None, help="Keep the data in this folder.")
     ap.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -297,13 +352,14 @@ def main() -> None:
     data_dir = base / "data"
     try:
         t0 = time.perf_counter()
-        counts = generate(data_dir, args.stations, args.days, args.heartbeat, args.daily_days)
+        daily_days = 0 if args.build_only else args.daily_days
+        counts = generate(data_dir, args.stations, args.days, args.heartbeat, daily_days, not args.build_only)
         status_rows = counts["status_notifications"] + counts["frames"]
         print(f"generated {args.stations} stations × {args.days} days: {status_rows:,} status/heartbeat rows "
               f"({counts['status_notifications']:,} statuses, {counts['frames']:,} heartbeats), "
               f"{counts['sessions']:,} sessions ({time.perf_counter() - t0:.1f} s)")  # fmt: skip
         print(f"{'step':<14}{'wall s':>10}{'peak RSS MiB':>15}")
-        for step in STEPS:
+        for step in ("reliability",) if args.build_only else STEPS:
             seconds, rss, rows = measure(step, data_dir, args.days, args.daily_days)
             label = f"daily ×{args.daily_days}" if step == "daily" else step
             print(f"{label:<14}{seconds:>10.2f}{rss:>15.0f}")
