@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from statistics import NormalDist
 
 from ingest.simulator import profiles as P
 from ingest.simulator.options import SimulationOptions, Window, window_for
@@ -147,6 +148,11 @@ class Session:
     capacity_wh: float | None = None  # DC only
     pack_voltage: float | None = None  # DC only
     meter_start_wh: int = 0  # filled in once reboots are known
+    # What the visit really was: normal, failed_start (the transaction starts, no energy ever flows,
+    # the driver gives up), zero_energy (plugged in for the whole visit, the car draws nothing) or
+    # fault_end (a charger fault stops the transaction mid-charge; `fault` is that fault).
+    kind: str = "normal"
+    fault: Fault | None = None
 
     @property
     def meter_stop_wh(self) -> int:
@@ -176,12 +182,16 @@ class Session:
 
 @dataclass(frozen=True)
 class Fault:
+    """A connector out of service: Faulted (an error), or Unavailable (a maintenance window)."""
+
     charger_index: int
     connector_id: int
     start: int
     end: int
-    error_code: str
-    vendor_error_code: str
+    error_code: str | None
+    vendor_error_code: str | None
+    status: str = "Faulted"  # or Unavailable
+    session_id: str | None = None  # the session this fault ended (its messages come with the session)
 
 
 @dataclass(frozen=True)
@@ -244,15 +254,22 @@ def plan_fleet(options: SimulationOptions, now: float | None = None) -> FleetPla
     reboots: list[Reboot] = []
     for charger in chargers:
         charger_faults = [
-            f for c in range(1, charger.connectors + 1) for f in _faults(options, window, charger, c)
+            f
+            for c in range(1, charger.connectors + 1)
+            for f in _with_maintenance(options, window, charger, c, _faults(options, window, charger, c))
         ]
-        faults.extend(charger_faults)
         busy_by_connector: dict[int, list[tuple[int, int]]] = {}
         for c in range(1, charger.connectors + 1):
             blocked = [(f.start, f.end) for f in charger_faults if f.connector_id == c]
             connector_sessions = _sessions(options, window, charger, c, blocked, users, regulars)
+            connector_sessions = _outcomes(options, window, charger, c, connector_sessions, blocked)
             sessions.extend(connector_sessions)
-            busy_by_connector[c] = sorted(blocked + [(s.plug_in, s.plug_out) for s in connector_sessions])
+            charger_faults += [s.fault for s in connector_sessions if s.fault is not None]
+            busy_by_connector[c] = sorted(
+                [(f.start, f.end) for f in charger_faults if f.connector_id == c]
+                + [(s.plug_in, s.plug_out) for s in connector_sessions]
+            )
+        faults.extend(charger_faults)
         charger_offline = _offline(options, window, charger)
         offline.extend(charger_offline)
         reboots.extend(_reboots(options, window, charger, busy_by_connector, charger_offline))
@@ -441,17 +458,23 @@ def _session(
     else:
         assert profile.energy_kwh is not None and profile.idle_h is not None
         auth = rng.randint(15, 90)
-        energy = profile.energy_kwh.draw(rng) * 1000
+        # Energy and the car's power are drawn together (a Gaussian copula, P.AC_ENERGY_POWER_RHO):
+        # cars that take a lot of energy tend to have the bigger, three-phase on-board chargers.
+        z_energy = rng.gauss(0.0, 1.0)
+        energy = profile.energy_kwh.at_z(z_energy) * 1000
         leaves_charging, more, idle = (
             rng.random() < profile.no_idle_share,
-            rng.uniform(1.2, 2.5),
+            rng.uniform(*P.AC_LEAVE_DEMAND),
             profile.idle_h.draw(rng),
         )
-        phases, amps, _ = P.AC_CARS[_index(rng, [w for *_, w in P.AC_CARS])]
+        rho = P.AC_ENERGY_POWER_RHO
+        z_car = rho * z_energy + math.sqrt(1 - rho * rho) * rng.gauss(0.0, 1.0)
+        phases, amps, _ = P.AC_CARS[_index_of(NormalDist().cdf(z_car), [w for *_, w in P.AC_CARS])]
         station_amps = 16 if charger.max_power_kw <= 11 else 32
         p_max = phases * min(amps, station_amps) * P.NOMINAL_VOLTAGE * P.AC_DRAW_FACTOR
         demand = energy * more if leaves_charging else energy
-        curve = PowerCurve.for_energy(p_max, 0.3 * p_max, demand, demand * rng.uniform(0.85, 0.97))
+        hold = demand * rng.uniform(*P.AC_HOLD_SHARE)
+        curve = PowerCurve.for_energy(p_max, P.AC_TAPER_END * p_max, demand, hold)
         if leaves_charging:
             charge_window = max(120, math.ceil(curve.time_for(energy)))
         else:
@@ -525,6 +548,79 @@ def _faults(options: SimulationOptions, window: Window, charger: Charger, connec
             continue
         error, vendor_code, _ = P.FAULT_CODES[code]
         out.append(Fault(charger.index, connector, start, end, error, vendor_code))
+    return out
+
+
+def _with_maintenance(
+    options: SimulationOptions, window: Window, charger: Charger, connector: int, faults: list[Fault]
+) -> list[Fault]:
+    """The faults plus maintenance windows (Unavailable) that keep MIN_GAP_S clear of them."""
+    rng = stream(options.seed, "maintenance", charger.index, connector)
+    span = window.end - window.start
+    count = P.poisson(rng, options.maintenance_rate * span / 86400)
+    draws = sorted(
+        (window.start + math.floor(rng.random() * span), round(P.MAINTENANCE_MINUTES.draw(rng) * 60))
+        for _ in range(count)
+    )
+    out = list(faults)
+    for start, duration in draws:
+        end = start + duration
+        if start < window.start + MIN_GAP_S or end >= window.end - MIN_GAP_S:
+            continue
+        if any(start < f.end + MIN_GAP_S and f.start < end + MIN_GAP_S for f in out):
+            continue
+        out.append(Fault(charger.index, connector, start, end, None, None, status="Unavailable"))
+    return sorted(out, key=lambda f: f.start)
+
+
+def _outcomes(
+    options: SimulationOptions,
+    window: Window,
+    charger: Charger,
+    connector: int,
+    sessions: list[Session],
+    blocked: list[tuple[int, int]],
+) -> list[Session]:
+    """Turn some planned sessions into failed starts, zero-energy visits or fault-ended sessions.
+
+    Applied after the sessions are chosen and only ever shortening them (a fault-ended session's
+    fault stays clear of what follows), so the shares change no other session. Every session makes
+    the same draws from a stream of its own whatever the shares are.
+    """
+    rng = stream(options.seed, "outcomes", charger.index, connector)
+    out: list[Session] = []
+    for i, s in enumerate(sessions):
+        kind_u, frac_u, dur_u, code_u, reason_u, giveup_u = (rng.random() for _ in range(6))
+        failed, zero = options.failed_start_share, options.zero_energy_share
+        if kind_u < failed:
+            stop = min(s.transaction_stop, s.charging_start + 60 + math.floor(giveup_u * 180))
+            gap = 0 if charger.ocpp_version == "2.0.1" else 1 + math.floor(frac_u * 5)
+            out.append(replace(
+                s, kind="failed_start", charging_end=s.charging_start, transaction_stop=stop,
+                plug_out=min(s.plug_out, stop + gap), energy_wh=0, stop_reason="EVDisconnected",
+            ))  # fmt: skip
+        elif kind_u < failed + zero:
+            out.append(replace(s, kind="zero_energy", charging_end=s.charging_start, energy_wh=0))
+        elif kind_u < failed + zero + options.fault_end_share and s.charging_end - s.charging_start > 240:
+            # The fault strikes while the car charges and lasts until it is cleared, never into the
+            # next session or fault on the connector.
+            at = s.charging_start + 120 + math.floor(frac_u * (s.charging_end - s.charging_start - 240))
+            following = [a for a, _ in blocked if a > at] + [n.plug_in for n in sessions[i + 1 :]]
+            limit = min([window.end, *following]) - MIN_GAP_S
+            end = min(at + round(P.FAULT_MINUTES.draw_at(dur_u) * 60), limit)
+            if end - at < 300:
+                out.append(s)
+                continue
+            error, vendor_code, _ = P.FAULT_CODES[_index_of(code_u, [w for *_, w in P.FAULT_CODES])]
+            reasons = P.FAULT_STOP_REASONS["2.0.1" if charger.ocpp_version == "2.0.1" else "1.6"]
+            fault = Fault(charger.index, connector, at, end, error, vendor_code, session_id=s.session_id)
+            out.append(replace(
+                s, kind="fault_end", charging_end=at, transaction_stop=at, plug_out=at,
+                energy_wh=math.floor(s.curve.energy_wh(at - s.charging_start)), fault=fault,
+                stop_reason=reasons[math.floor(reason_u * len(reasons)) % len(reasons)], retry_stop=False,
+            ))  # fmt: skip
+        else:
+            out.append(s)
     return out
 
 

@@ -75,6 +75,10 @@ class SimulationOptions:
     sample_interval: int = _D.sim_sample_interval
     heartbeat_every: int = _D.sim_heartbeat_every
     fault_rate: float = _D.sim_fault_rate
+    maintenance_rate: float = _D.sim_maintenance_rate
+    failed_start_share: float = _D.sim_failed_start_share
+    zero_energy_share: float = _D.sim_zero_energy_share
+    fault_end_share: float = _D.sim_fault_end_share
     offline_rate: float = _D.sim_offline_rate
     clock_skew_share: float = _D.sim_clock_skew_share
     numbers_share: float = _D.sim_numbers_share
@@ -107,6 +111,10 @@ class SimulationOptions:
             sample_interval=settings.sim_sample_interval,
             heartbeat_every=settings.sim_heartbeat_every,
             fault_rate=settings.sim_fault_rate,
+            maintenance_rate=settings.sim_maintenance_rate,
+            failed_start_share=settings.sim_failed_start_share,
+            zero_energy_share=settings.sim_zero_energy_share,
+            fault_end_share=settings.sim_fault_end_share,
             offline_rate=settings.sim_offline_rate,
             clock_skew_share=settings.sim_clock_skew_share,
             numbers_share=settings.sim_numbers_share,
@@ -154,14 +162,22 @@ class SimulationOptions:
             "--kwh-share": self.kwh_share,
             "--multiplier-share": self.multiplier_share,
             "--retry-rate": self.retry_rate,
+            "--failed-start-share": self.failed_start_share,
+            "--zero-energy-share": self.zero_energy_share,
+            "--fault-end-share": self.fault_end_share,
         }
         for flag, value in shares.items():
             if not 0.0 <= value <= 1.0:
                 raise SimulationError(f"{flag} must be between 0 and 1, got {value}")
         if self.numbers_share + self.kwh_share > 1 or self.multiplier_share + self.kwh_share > 1:
             raise SimulationError("--numbers-share/--multiplier-share plus --kwh-share must not exceed 1")
+        if self.failed_start_share + self.zero_energy_share + self.fault_end_share > 1:
+            raise SimulationError(
+                "--failed-start-share, --zero-energy-share and --fault-end-share must add up to at most 1"
+            )
         for flag, value in {
             "--fault-rate": self.fault_rate,
+            "--maintenance-rate": self.maintenance_rate,
             "--offline-rate": self.offline_rate,
             "--register-reset-rate": self.register_reset_rate,
             "--users-per-charger": self.users_per_charger,

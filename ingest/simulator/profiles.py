@@ -18,6 +18,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -41,6 +42,16 @@ class LogNormal:
 
     def draw(self, rng: random.Random) -> float:
         value = math.exp(rng.gauss(math.log(self.p50), self.sigma))
+        return min(self.high, max(self.low, value))
+
+    def at_z(self, z: float) -> float:
+        """The value z standard deviations from the median (in log space), clipped."""
+        return min(self.high, max(self.low, math.exp(math.log(self.p50) + self.sigma * z)))
+
+    def draw_at(self, u: float) -> float:
+        """The value at quantile u (0 < u < 1) of the clipped lognormal: a draw from one uniform."""
+        u = min(max(u, 1e-9), 1 - 1e-9)
+        value = math.exp(math.log(self.p50) + self.sigma * NormalDist().inv_cdf(u))
         return min(self.high, max(self.low, value))
 
 
@@ -138,6 +149,18 @@ PROFILES: dict[str, SiteProfile] = {
 AC_CARS: tuple[tuple[int, int, float], ...] = ((1, 16, 0.72), (1, 32, 0.08), (3, 16, 0.15), (3, 32, 0.05))
 # Assumption: DC charging power cars accept (kW, weight).
 DC_CARS: tuple[tuple[float, float], ...] = ((50.0, 0.15), (100.0, 0.35), (150.0, 0.35), (250.0, 0.15))
+# How energy turns into charging time (AC). Calibrated against ElaadNL's charging hours (p10 0.51,
+# p25 1.17, p50 2.19, p75 3.50, p90 5.42; simulated street: 0.47, 1.27, 2.04, 3.16, 5.64):
+# - energy and the car's power are drawn together, correlation AC_ENERGY_POWER_RHO (Gaussian
+#   copula): cars that take a lot of energy tend to have three-phase on-board chargers;
+# - the car draws full power for AC_HOLD_SHARE of the energy it wants, then tapers linearly to
+#   AC_TAPER_END of full power (the battery's absorption phase, which real sessions spend long in);
+# - a driver who leaves mid-charge wanted AC_LEAVE_DEMAND × the energy they got.
+# Without the last two, charging ran at full power almost throughout and the street median was 1.45 h.
+AC_ENERGY_POWER_RHO = 0.85
+AC_HOLD_SHARE = (0.2, 0.6)
+AC_TAPER_END = 0.1
+AC_LEAVE_DEMAND = (1.0, 1.3)
 NOMINAL_VOLTAGE = 230.0
 # A car at a 16 A setting draws slightly less (ElaadNL's median max power is 3.55 kW, not 3.68).
 AC_DRAW_FACTOR = 0.965
@@ -167,6 +190,14 @@ FAULT_CODES: tuple[tuple[str, str, float], ...] = (
     ("OtherError", "E-1042", 0.25),
 )
 FAULT_MINUTES = LogNormal(p50=45.0, p90=300.0, low=5.0, high=720.0)
+# Assumption: maintenance windows (connector set Unavailable by the operator) of one to a few hours.
+MAINTENANCE_MINUTES = LogNormal(p50=90.0, p90=300.0, low=20.0, high=600.0)
+# Stop reasons a charger gives when its own fault ends the transaction (1.6 Reason, 2.0.1
+# ReasonEnumType); the pipeline also recognises the session by the Faulted status that follows.
+FAULT_STOP_REASONS = {
+    "1.6": ("EmergencyStop", "PowerLoss", "Other"),
+    "2.0.1": ("GroundFault", "OvercurrentFault", "PowerLoss", "Other"),
+}
 OFFLINE_MINUTES = LogNormal(p50=30.0, p90=240.0, low=2.0, high=720.0)
 # Clocks run ahead by 2 minutes to 4 hours (log-uniform).
 CLOCK_SKEW_S = (120.0, 4 * 3600.0)

@@ -98,7 +98,7 @@ def _connector(
     offline: list[OfflinePeriod],
 ) -> Iterator[Event]:
     episodes: list[tuple[int, Session | Fault]] = [(s.plug_in, s) for s in sessions]
-    episodes += [(f.start, f) for f in faults]
+    episodes += [(f.start, f) for f in faults if f.session_id is None]  # the rest come with their session
     episodes.sort(key=lambda e: e[0])
     for _, episode in episodes:
         if isinstance(episode, Fault):
@@ -109,23 +109,26 @@ def _connector(
             yield from _session201(plan, charger, episode, offline)
 
 
-def _fault(charger: Charger, f: Fault) -> Iterator[Event]:
-    skew = charger.clock_skew_s
+def _fault(charger: Charger, f: Fault, session_id: str | None = None) -> Iterator[Event]:
+    """Faulted (with its error) or Unavailable (maintenance), then Available when it is over."""
+    yield _fault_start(charger, f, session_id)
+    yield _fault_end(charger, f, session_id)
+
+
+def _fault_start(charger: Charger, f: Fault, session_id: str | None = None) -> Call:
+    t = f.start + charger.clock_skew_s
     if charger.ocpp_version == "1.6":
-        c = f.connector_id
-        yield Call(
-            f.start,
-            "StatusNotification",
-            partial(v16.status, c, "Faulted", f.start + skew, f.error_code, f.vendor_error_code),
-        )
-        yield Call(f.end, "StatusNotification", partial(v16.status, c, "Available", f.end + skew))
+        code = f.error_code or "NoError"
+        build = partial(v16.status, f.connector_id, f.status, t, code, f.vendor_error_code)
     else:
-        yield Call(
-            f.start, "StatusNotification", partial(v201.status, f.connector_id, "Faulted", f.start + skew)
-        )
-        yield Call(
-            f.end, "StatusNotification", partial(v201.status, f.connector_id, "Available", f.end + skew)
-        )
+        build = partial(v201.status, f.connector_id, f.status, t)
+    return Call(f.start, "StatusNotification", build, session_id)
+
+
+def _fault_end(charger: Charger, f: Fault, session_id: str | None = None, ends: bool = False) -> Call:
+    version = v16 if charger.ocpp_version == "1.6" else v201
+    build = partial(version.status, f.connector_id, "Available", f.end + charger.clock_skew_s)
+    return Call(f.end, "StatusNotification", build, session_id, ends_session=ends)
 
 
 def _periodic(plan: FleetPlan, s: Session) -> Iterator[int]:
@@ -141,13 +144,12 @@ def _session16(plan: FleetPlan, charger: Charger, s: Session) -> Iterator[Event]
     yield Call(s.plug_in, "StatusNotification", partial(v16.status, c, "Preparing", s.plug_in + skew), sid)
     start = partial(v16.start_transaction, c, s.user.id_tag, s.meter_start_wh, s.charging_start + skew)
     yield Call(s.charging_start, "StartTransaction", start, sid, opens_tx=sid, retry=s.retry_start)
-    yield Call(
-        s.charging_start,
-        "StatusNotification",
-        partial(v16.status, c, "Charging", s.charging_start + skew),
-        sid,
-    )
-    suspended = s.charging_end >= s.transaction_stop
+    # A failed start stays Preparing; a car that draws nothing is SuspendedEV from the start.
+    first = {"failed_start": None, "zero_energy": "SuspendedEV"}.get(s.kind, "Charging")
+    if first is not None:
+        build = partial(v16.status, c, first, s.charging_start + skew)
+        yield Call(s.charging_start, "StatusNotification", build, sid)
+    suspended = s.charging_end >= s.transaction_stop or s.kind != "normal"
     for t in _periodic(plan, s):
         if not suspended and t >= s.charging_end:
             yield _suspended16(s, skew)
@@ -155,6 +157,13 @@ def _session16(plan: FleetPlan, charger: Charger, s: Session) -> Iterator[Event]
         yield Call(t, "MeterValues", partial(_meter_values16, charger, s, t), sid, tx_ref=sid)
     if not suspended:
         yield _suspended16(s, skew)
+    if s.fault is not None:
+        # The charger reports the fault, then stops the transaction for it; the cable comes out
+        # while the connector is Faulted, so Available follows only when the fault is cleared.
+        yield _fault_start(charger, s.fault, sid)
+        yield Call(s.transaction_stop, "StopTransaction", partial(_stop16, charger, s), sid, tx_ref=sid)
+        yield _fault_end(charger, s.fault, sid, ends=True)
+        return
     yield Call(
         s.transaction_stop,
         "StopTransaction",
@@ -223,8 +232,9 @@ def _session201(
         s.plug_in, "Started", "CablePluggedIn", retry=s.retry_start, charging_state="EVConnected", evse=evse,
         meter_value=energy_mv(s.plug_in, "Transaction.Begin"),
     )  # fmt: skip
-    yield te(s.charging_start, "Updated", "Authorized", charging_state="Charging", id_token=token)
-    suspended = s.charging_end >= s.transaction_stop
+    first = {"failed_start": "EVConnected", "zero_energy": "SuspendedEV"}.get(s.kind, "Charging")
+    yield te(s.charging_start, "Updated", "Authorized", charging_state=first, id_token=token)
+    suspended = s.charging_end >= s.transaction_stop or s.kind != "normal"
     for t in _periodic(plan, s):
         if not suspended and t >= s.charging_end:
             yield te(s.charging_end, "Updated", "ChargingStateChanged", charging_state="SuspendedEV")
@@ -234,7 +244,12 @@ def _session201(
     if not suspended:
         yield te(s.charging_end, "Updated", "ChargingStateChanged", charging_state="SuspendedEV")
     end_mv = energy_mv(s.transaction_stop, "Transaction.End")
-    if s.stop_reason == "Local":
+    if s.fault is not None:
+        yield _fault_start(charger, s.fault, sid)
+        reason = s.stop_reason
+        yield te(s.transaction_stop, "Ended", "AbnormalCondition", stopped_reason=reason, meter_value=end_mv)
+        yield _fault_end(charger, s.fault, sid, ends=True)
+    elif s.stop_reason == "Local":
         yield te(
             s.transaction_stop, "Ended", "StopAuthorized", retry=s.retry_stop, charging_state="EVConnected",
             stopped_reason="Local", id_token=token, meter_value=end_mv,

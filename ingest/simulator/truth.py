@@ -7,7 +7,9 @@ the 1.6 transaction ids the listener assigned during a run, which the plan canno
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,6 +66,8 @@ SESSIONS = pa.schema(
         ("transaction_id", pa.string()),
         ("soc_start_percent", pa.float64()),
         ("soc_end_percent", pa.float64()),
+        ("kind", pa.string()),
+        ("outcome", pa.string()),
     ]
 )
 STATUS_INTERVALS = pa.schema(
@@ -102,6 +106,30 @@ IMPERFECTIONS = pa.schema(
         ("detail", pa.string()),
     ]
 )
+PORT_OUTAGES = pa.schema(
+    [
+        ("charge_point_id", pa.string()),
+        ("connector_id", pa.int32()),
+        ("cause", pa.string()),
+        ("start", TS),
+        ("end", TS),
+        ("minutes", pa.float64()),
+        ("error_code", pa.string()),
+        ("vendor_error_code", pa.string()),
+        ("session_id", pa.string()),
+    ]
+)
+SESSION_OUTCOMES_DAILY = pa.schema(
+    [
+        ("date", pa.date32()),
+        ("charge_point_id", pa.string()),
+        ("sessions", pa.int64()),
+        ("successful", pa.int64()),
+        ("failed_to_start", pa.int64()),
+        ("ended_in_fault", pa.int64()),
+        ("too_short", pa.int64()),
+    ]
+)
 RUN_TRANSACTION_IDS = pa.schema(
     [
         ("session_id", pa.string()),
@@ -112,7 +140,15 @@ RUN_TRANSACTION_IDS = pa.schema(
         ("id_tag_status", pa.string()),
     ]
 )
-TRUTH_FILES = ("chargers", "sessions", "status_intervals", "offline_periods", "imperfections")
+TRUTH_FILES = (
+    "chargers",
+    "sessions",
+    "status_intervals",
+    "offline_periods",
+    "imperfections",
+    "port_outages",
+    "session_outcomes_daily",
+)
 
 
 def _us(t: int | None) -> int | None:
@@ -130,7 +166,7 @@ def _write(rows: list[dict[str, object]], schema: pa.Schema, path: Path) -> None
 
 
 def write_truth(plan: FleetPlan, folder: Path) -> list[Path]:
-    """The five truth files; returns their paths."""
+    """The truth files (TRUTH_FILES); returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
     tables = {
         "chargers": (chargers_rows(plan), CHARGERS),
@@ -138,6 +174,8 @@ def write_truth(plan: FleetPlan, folder: Path) -> list[Path]:
         "status_intervals": (status_rows(plan), STATUS_INTERVALS),
         "offline_periods": (offline_rows(plan), OFFLINE_PERIODS),
         "imperfections": (imperfection_rows(plan), IMPERFECTIONS),
+        "port_outages": (outage_rows(plan), PORT_OUTAGES),
+        "session_outcomes_daily": (outcome_daily_rows(plan), SESSION_OUTCOMES_DAILY),
     }
     paths = []
     for name in TRUTH_FILES:
@@ -183,9 +221,11 @@ def chargers_rows(plan: FleetPlan) -> list[dict[str, object]]:
 
 def sessions_rows(plan: FleetPlan) -> list[dict[str, object]]:
     out = []
+    outcomes = session_outcomes(plan)
     for s in plan.sessions:
         c = plan.chargers[s.charger_index]
         soc_end = s.soc_at(s.transaction_stop)
+        charged = s.kind not in NEVER_CHARGED
         out.append(
             {
                 "session_id": s.session_id,
@@ -197,8 +237,8 @@ def sessions_rows(plan: FleetPlan) -> list[dict[str, object]]:
                 "id_token_type": s.user.token_type,
                 "user_id": s.user.user_id,
                 "plug_in": _us(s.plug_in),
-                "charging_start": _us(s.charging_start),
-                "charging_end": _us(s.charging_end),
+                "charging_start": _us(s.charging_start) if charged else None,
+                "charging_end": _us(s.charging_end) if charged else None,
                 "transaction_stop": _us(s.transaction_stop),
                 "plug_out": _us(s.plug_out),
                 "energy_wh": s.energy_wh,
@@ -209,12 +249,17 @@ def sessions_rows(plan: FleetPlan) -> list[dict[str, object]]:
                 "transaction_id": s.transaction_id,
                 "soc_start_percent": None if s.soc_start is None else round(s.soc_start, 2),
                 "soc_end_percent": None if soc_end is None else round(soc_end, 2),
+                "kind": s.kind,
+                "outcome": outcomes[s.session_id],
             }
         )
     return out
 
 
 def _session_states(s: Session) -> list[tuple[str, int, int]]:
+    if s.kind == "failed_start":  # the car never charged: Preparing until the driver gives up
+        states = [("Preparing", s.plug_in, s.transaction_stop), ("Finishing", s.transaction_stop, s.plug_out)]
+        return [(name, a, b) for name, a, b in states if b > a]
     states = [
         ("Preparing", s.plug_in, s.charging_start),
         ("Charging", s.charging_start, s.charging_end),
@@ -238,7 +283,7 @@ def status_rows(plan: FleetPlan) -> list[dict[str, object]]:
                     ]
             for f in faults:
                 if f.connector_id == connector:
-                    episodes.append((f.start, f.end, "Faulted", f.error_code, f.vendor_error_code, None))
+                    episodes.append((f.start, f.end, f.status, f.error_code, f.vendor_error_code, None))
             episodes.sort()
             cursor = plan.window.start
             for a, b, state, code, vendor_code, sid in episodes:
@@ -261,7 +306,7 @@ def _interval(
     session_id: str | None = None,
 ) -> dict[str, object]:
     v201 = c.ocpp_version == "2.0.1"
-    status = "Occupied" if v201 and state not in ("Available", "Faulted") else state
+    status = "Occupied" if v201 and state not in ("Available", "Faulted", "Unavailable") else state
     return {
         "charge_point_id": c.charge_point_id,
         "connector_id": connector,
@@ -367,3 +412,135 @@ def imperfection_rows(plan: FleetPlan) -> list[dict[str, object]]:
                     action=action,
                 )
     return out
+
+
+# --- Outages and session outcomes, by the rules of pipelines/reliability (restated, not imported:
+# the truth must not follow a change of the pipeline by itself). docs/reliability.md states them.
+NEVER_CHARGED = ("failed_start", "zero_energy")
+NO_POWER_MAX_WH = 1000.0  # outages.py: a session below 1 kWh ...
+DC_MIN_KW, AC_MIN_KW, RAPID_KW = 150.0, 6.0, 50.0  # ... that never reached the port's minimum power
+SUCCESS_MIN_WH, SUCCESS_MIN_CHARGING_S = 1000, 300  # outcomes.py
+FAULT_WINDOW_S = 120  # outcomes.py: a Faulted port up to 2 minutes after the plug-out ended the session
+FAULT_STOP_REASONS = frozenset(
+    {"EmergencyStop", "PowerLoss", "GroundFault", "OvercurrentFault", "PowerQuality", "Reboot", "HardReset"}
+)
+
+
+def required_power_w(max_power_kw: float) -> float:
+    """23 CFR 680.106(d) via 680.116(b)(1): 150 kW per DC port, 6 kW per AC port, or less if rated less."""
+    return 1000 * min(max_power_kw, DC_MIN_KW if max_power_kw >= RAPID_KW else AC_MIN_KW)
+
+
+def session_peak_w(s: Session) -> float:
+    """The highest power the session drew (0 when the car never charged)."""
+    return 0.0 if s.kind in NEVER_CHARGED or s.energy_wh <= 0 else s.curve.p_max_w
+
+
+def _cut_out(a: int, b: int, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    pieces = [(a, b)]
+    for x, y in holes:
+        pieces = [p for lo, hi in pieces for p in ((lo, min(hi, x)), (max(lo, y), hi)) if p[0] < p[1]]
+    return pieces
+
+
+def outages(plan: FleetPlan) -> list[dict[str, object]]:
+    """Every outage of every public port, in port/time order, in epoch seconds.
+
+    - faulted: the connector Faulted (a fault on its own or one that ended a session);
+    - unavailable: a maintenance window;
+    - offline: the charger's offline periods, on each of its connectors; they take precedence (the
+      pipeline reads a port as offline whatever its last status said), so the other causes are cut
+      where the charger was offline;
+    - no_power: a session that delivered < 1 kWh and never reached the port's required power, for
+      its time from plug-in to plug-out (outside offline time).
+    """
+    out: list[dict[str, object]] = []
+    for c in plan.chargers:
+        if c.access != "public":
+            continue
+        sessions, faults, offline, _ = plan.of(c.index)
+        holes = [(o.start, o.end) for o in offline]
+        for connector in range(1, c.connectors + 1):
+            rows: list[tuple[int, int, str, str | None, str | None, str | None]] = []
+            for f in faults:
+                if f.connector_id == connector:
+                    cause = "faulted" if f.status == "Faulted" else "unavailable"
+                    code = f.error_code if c.ocpp_version == "1.6" and cause == "faulted" else None
+                    vendor = f.vendor_error_code if code else None
+                    rows += [
+                        (a, b, cause, code, vendor, f.session_id) for a, b in _cut_out(f.start, f.end, holes)
+                    ]
+            need = required_power_w(c.max_power_kw)
+            for s in sessions:
+                if s.connector_id == connector and s.energy_wh < NO_POWER_MAX_WH and session_peak_w(s) < need:
+                    rows += [(a, b, "no_power", None, None, s.session_id)
+                             for a, b in _cut_out(s.plug_in, s.plug_out, holes)]  # fmt: skip
+            rows += [(o.start, o.end, "offline", None, None, None) for o in offline]
+            for a, b, cause, code, vendor, sid in sorted(rows):
+                out.append({
+                    "charge_point_id": c.charge_point_id, "connector_id": connector, "cause": cause,
+                    "start": a, "end": b, "error_code": code, "vendor_error_code": vendor, "session_id": sid,
+                })  # fmt: skip
+    return out
+
+
+def outage_rows(plan: FleetPlan) -> list[dict[str, object]]:
+    return [
+        {**o, "start": _us(o["start"]), "end": _us(o["end"]), "minutes": (o["end"] - o["start"]) / 60}  # type: ignore[operator]
+        for o in outages(plan)
+    ]
+
+
+def session_outcomes(plan: FleetPlan) -> dict[str, str]:
+    """Each session's outcome by the rule of pipelines/reliability/outcomes.py, first match wins:
+    1. failed_to_start: no energy and no charging period;
+    2. ended_in_fault: a charger-failure stop reason, or the port went Faulted between the plug-in
+       and 2 minutes after the plug-out;
+    3. successful: ≥ 1 kWh, or ≥ 5 minutes of charging;
+    4. too_short: the rest."""
+    fault_starts: dict[tuple[str, int], list[int]] = {}
+    for o in outages(plan):
+        if o["cause"] == "faulted":
+            fault_starts.setdefault((str(o["charge_point_id"]), int(o["connector_id"])), []).append(
+                int(o["start"])
+            )  # type: ignore[call-overload]
+    out: dict[str, str] = {}
+    for s in plan.sessions:
+        c = plan.chargers[s.charger_index]
+        starts = fault_starts.get((c.charge_point_id, s.connector_id), [])
+        charging_s = 0 if s.kind in NEVER_CHARGED else s.charging_end - s.charging_start
+        if s.energy_wh <= 0 and s.kind in NEVER_CHARGED:
+            out[s.session_id] = "failed_to_start"
+        elif s.stop_reason in FAULT_STOP_REASONS or any(
+            s.plug_in <= t <= s.plug_out + FAULT_WINDOW_S for t in starts
+        ):
+            out[s.session_id] = "ended_in_fault"
+        elif s.energy_wh >= SUCCESS_MIN_WH or charging_s >= SUCCESS_MIN_CHARGING_S:
+            out[s.session_id] = "successful"
+        else:
+            out[s.session_id] = "too_short"
+    return out
+
+
+def outcome_daily_rows(plan: FleetPlan) -> list[dict[str, object]]:
+    """Per public station and local day of plug-in: sessions and how many had each outcome."""
+    outcomes = session_outcomes(plan)
+    counts: dict[tuple[date, str], Counter[str]] = {}
+    for s in plan.sessions:
+        c = plan.chargers[s.charger_index]
+        if c.access != "public":
+            continue
+        day = datetime.fromtimestamp(s.plug_in, plan.window.tz).date()
+        counts.setdefault((day, c.charge_point_id), Counter())[outcomes[s.session_id]] += 1
+    return [
+        {
+            "date": day,
+            "charge_point_id": cp,
+            "sessions": sum(n.values()),
+            "successful": n["successful"],
+            "failed_to_start": n["failed_to_start"],
+            "ended_in_fault": n["ended_in_fault"],
+            "too_short": n["too_short"],
+        }
+        for (day, cp), n in sorted(counts.items())
+    ]

@@ -64,6 +64,26 @@ class SimulatorSettings:
     sim_fault_rate: float = opt(
         0.01, "Faults (error code, then recovery) per connector per day.", flag="--fault-rate"
     )
+    sim_maintenance_rate: float = opt(
+        0.005,
+        "Maintenance windows (connector Unavailable, then Available) per connector per day.",
+        flag="--maintenance-rate",
+    )
+    sim_failed_start_share: float = opt(
+        0.03,
+        "Share of sessions whose transaction starts but never delivers energy (the driver gives up).",
+        flag="--failed-start-share",
+    )
+    sim_zero_energy_share: float = opt(
+        0.02,
+        "Share of sessions that stay plugged in for their whole visit without the car drawing energy.",
+        flag="--zero-energy-share",
+    )
+    sim_fault_end_share: float = opt(
+        0.01,
+        "Share of sessions ended by a charger fault (Faulted mid-charge, transaction stopped).",
+        flag="--fault-end-share",
+    )
     sim_imperfections: bool = opt(
         True, "Inject the imperfections below at their rates; off: a perfect fleet.", flag="--imperfections"
     )

@@ -33,7 +33,6 @@ is still offline at the end of the data (`until` defaults to the last receipt in
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -110,15 +109,34 @@ def _connection_bounds(
     return out
 
 
-def _signs_of_life(con: duckdb.DuckDBPyConnection) -> dict[str, list[datetime]]:
-    """Per connection, the receipt times of its inbound frames, in order."""
+@dataclass(frozen=True)
+class _Life:
+    """A connection's inbound frames, summarised: the first and last receipt and every silence
+    between two consecutive frames longer than the shortest silence that can matter. A month of
+    heartbeats is tens of millions of frames; the silences are a handful."""
+
+    first: datetime
+    last: datetime
+    gaps: list[tuple[datetime, datetime]]
+
+
+def _signs_of_life(con: duckdb.DuckDBPyConnection, min_silence_s: float) -> dict[str, _Life]:
+    """Per connection, its inbound frames' receipt times as a `_Life` (in SQL: lists of every
+    frame's time were the slowest part of the availability step)."""
     if not _has_view(con, "frames"):
         return {}
     rows = con.execute(
-        """SELECT connection_id, list(received_at ORDER BY received_at) FROM frames
-           WHERE direction = 'in' GROUP BY connection_id"""
+        """WITH f AS (
+               SELECT connection_id, received_at AS t,
+                      lag(received_at) OVER (PARTITION BY connection_id ORDER BY received_at) AS p
+               FROM frames WHERE direction = 'in'
+           )
+           SELECT connection_id, min(t), max(t),
+                  list(struct_pack(a := p, b := t) ORDER BY t) FILTER (WHERE epoch(t) - epoch(p) > $s)
+           FROM f GROUP BY connection_id""",
+        {"s": min_silence_s},
     ).fetchall()
-    return dict(rows)
+    return {c: _Life(a, b, [(g["a"], g["b"]) for g in gaps or []]) for c, a, b, gaps in rows}
 
 
 def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
@@ -173,10 +191,11 @@ def offline_periods(
     """
     spans = spans or {}
     intervals = heartbeat_intervals(con)
-    life = _signs_of_life(con)
+    shortest = min([heartbeat_interval_s, *intervals.values()]) * offline_after
+    life = _signs_of_life(con, shortest)
     replayed = _replayed(con)
     last_receipt = con.execute("SELECT max(received_at) FROM connections").fetchone()[0]  # type: ignore[index]
-    last_frames = [v[-1] for v in life.values() if v]
+    last_frames = [v.last for v in life.values()]
     horizon = until or max([t for t in (last_receipt, *last_frames) if t is not None], default=None)
     periods: list[OfflinePeriod] = []
     for cp, conns in _connection_bounds(con).items():
@@ -189,24 +208,30 @@ def offline_periods(
         silence = interval * offline_after
         raw: list[tuple[datetime, datetime | None, str]] = []
         for i, (conn, opened, closed) in enumerate(live):
-            signs = life.get(conn, [])
-            begin = opened or (signs[0] if signs else None)
+            signs = life.get(conn)
+            begin = opened or (signs.first if signs else None)
             nxt = live[i + 1][1] if i + 1 < len(live) else None
             end = closed
             if end is None and nxt is not None:
-                end = max([begin, *signs[-1:]]) if begin else None  # close never logged
+                end = max([begin, *([signs.last] if signs else [])]) if begin else None  # close never logged
             # Connection source: from this close to the next open (a replaced connection closes
             # after its successor opened: no gap).
             if end is not None and (nxt is None or nxt > end):
                 raw.append((end, nxt, "connection"))
             # Heartbeat source: silences on the open connection (one still silent at the end of the
-            # data is offline from its first missed heartbeat on).
-            marks = [t for t in (begin, *signs, end) if t is not None]
-            for a, b in itertools.pairwise(marks):
-                if b - a > silence:
+            # data is offline from its first missed heartbeat on): from the open to the first frame,
+            # between frames, and from the last frame to the close.
+            if signs is None:
+                pairs = [(begin, end)]
+                final = end or begin
+            else:
+                pairs = [(begin, signs.first), *signs.gaps, (signs.last, end)]
+                final = end or signs.last
+            for a, b in pairs:
+                if a is not None and b is not None and b - a > silence:
                     raw.append((a + interval, b, "heartbeat"))
-            if end is None and marks and horizon is not None and horizon - marks[-1] > silence:
-                raw.append((marks[-1] + interval, None, "heartbeat"))
+            if end is None and final is not None and horizon is not None and horizon - final > silence:
+                raw.append((final + interval, None, "heartbeat"))
             # Replay source: queued messages delivered on this connection.
             first_queued = replayed.get(conn)
             if first_queued is not None and begin is not None and first_queued < begin:
