@@ -1,8 +1,8 @@
 """Published totals against a recount from the raw zone: a blocking release check.
 
 The recount is deliberately simple and shares no code with the transforms that built the work tables
-(only the raw contract's event-time rule): if a transform, a work table or the publish step goes
-wrong, the two disagree.
+(only the raw contract's event-time rule, clock offsets included): if a transform, a work table or the
+publish step goes wrong, the two disagree.
 
 - **Metered energy per public station and local day**: the energy register samples that name their
   connector (`Energy.Active.Import.Register`, Outlet, no phase), per connector in time order, each
@@ -37,7 +37,7 @@ from pipelines.checks import CheckReport
 from pipelines.partitions import day_bounds
 from pipelines.quality.quarantine import Quarantine
 from pipelines.raw_index import RawIndex
-from pipelines.raw_reader import connector_sql, event_time_sql
+from pipelines.raw_reader import connector_sql, event_time_sql, shifted_source
 
 CHECK_NAME = "totals_reconcile_with_raw"
 ENERGY_TOLERANCE_KWH = 1.0
@@ -49,14 +49,16 @@ MAX_W = 400_000.0
 
 
 def _source(files: list[Path]) -> str:
+    """The files joined with their connections' clock offsets (`clock_offsets`, registered by
+    check_totals_reconcile), as the raw reader reads them."""
     if not files:
         return ""
     quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+    return shifted_source(f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)")
 
 
 def _window(start: datetime, end: datetime, table: str, skew: float) -> str:
-    ev = event_time_sql(table, skew)
+    ev = event_time_sql(table, skew, shifted=True)
     return f"{ev} >= TIMESTAMPTZ '{start.isoformat()}' AND {ev} < TIMESTAMPTZ '{end.isoformat()}'"
 
 
@@ -68,7 +70,7 @@ def raw_energy_kwh(
     src = _source(index.files_overlapping("meter_values", start - METER_LOOKBACK, end))
     if not src:
         return {}
-    ev = event_time_sql("meter_values", skew)
+    ev = event_time_sql("meter_values", skew, shifted=True)
     # A sample that names only its transaction takes the connector its transaction names elsewhere.
     tx_from = start - timedelta(days=max_session_days + 1)
     tx_src = _source(index.files_overlapping("transaction_events", tx_from, end))
@@ -174,6 +176,7 @@ def check_totals_reconcile(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'; SET threads = 2")
+        index.register_clock_offsets(con)
         for day in days:
             if day in energy_days:
                 raw = raw_energy_kwh(con, index, day, tz, skew, settings.max_session_days)

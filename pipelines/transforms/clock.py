@@ -1,0 +1,209 @@
+"""Per-connection charger clock offsets, estimated from the raw zone, and the rule that applies them.
+
+A charger stamps its messages with its own clock; the listener stamps their receipt with its clock
+(`received_at`). `offset = charger clock - listener clock` (positive: the charger runs ahead).
+
+Public entry points:
+
+    chunk_stats_sql(ev_minus_receipt)   per (raw file, connection) facts the index stores
+    estimate_offsets(chunks, rule)      -> {connection_id: ConnectionOffset}
+    register_offsets(con, offsets)      the `clock_offsets` table raw_reader joins
+
+Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
+
+1. **live**: a connection whose messages arrive in real time. Its *live* messages are those whose
+   timestamp is not more than REPLAY_LAG_S behind their receipt (older ones were queued while the
+   charger was offline, or are a begin-of-transaction sample). When it has at least MIN_LIVE of them
+   and their `timestamp - received_at` has a small spread (interquartile range and the spread of the
+   per-file medians both at most `rule.max_spread_s`), the offset is their median.
+2. **fleet**: a bulk replay of past days (a backfill, a time-compressed simulation) has no live
+   message at all: receipt times say nothing about any one charger's time line. When it starts many
+   chargers at once (at least FLEET_MIN chargers whose first connection's first message arrives
+   within FLEET_GAP_S of the previous one), those first messages were stamped at one shared
+   instant; if at least two thirds of them agree within `rule.min_offset_s`, their median lag is
+   the replay's clock and a charger's first message off that median by more than `rule.min_offset_s`
+   (and at most `rule.max_offset_s`) gives its offset.
+3. **carried**: a connection without enough live messages (a reconnect that only replays its queue,
+   a retry, a reboot inside a replay) keeps the offset of the charger's previous connection: a clock
+   does not jump by itself. A live connection whose spread is too wide gets none.
+
+Only offsets larger than `rule.min_offset_s` are applied (smaller ones are latency and honest
+clock error); the raw reader then subtracts the offset from every timestamp of the connection
+(queued messages included: the same clock stamped them) and flags the rows `clock_corrected`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+# A message this much older than its receipt was not sent live (matches connectivity.REPLAY_LAG_S).
+REPLAY_LAG_S = 600.0
+MIN_LIVE = 3
+FLEET_MIN = 5
+FLEET_GAP_S = 10.0
+FLEET_AGREEMENT = 2 / 3
+OFFSETS_TABLE = "clock_offsets"
+
+
+@dataclass(frozen=True)
+class ClockRule:
+    min_offset_s: float = 60.0
+    max_spread_s: float = 30.0
+    max_offset_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    """One raw file's timestamped messages of one connection (status notifications, transaction
+    events). `d` = timestamp - received_at in seconds."""
+
+    connection_id: str
+    charge_point_id: str
+    live_n: int
+    live_median_s: float | None
+    live_q25_s: float | None
+    live_q75_s: float | None
+    first_received: datetime
+    first_d_s: float
+
+
+@dataclass(frozen=True)
+class ConnectionOffset:
+    charge_point_id: str
+    offset_s: float
+    source: str  # live, fleet, carried
+
+
+def chunk_stats_sql(d: str, live: str) -> str:
+    """Aggregates of one file's rows per connection (`d`: the timestamp-minus-receipt expression in
+    seconds, `live`: the predicate of a live row). Columns as ChunkStats, after the file name."""
+    return f"""count(*) FILTER (WHERE {live}),
+               median({d}) FILTER (WHERE {live}),
+               quantile_cont({d}, 0.25) FILTER (WHERE {live}),
+               quantile_cont({d}, 0.75) FILTER (WHERE {live}),
+               min(received_at),
+               arg_min({d}, received_at)"""
+
+
+def _weighted_median(pairs: list[tuple[float, int]]) -> float:
+    pairs = sorted(pairs)
+    half = sum(n for _, n in pairs) / 2
+    acc = 0
+    for value, n in pairs:
+        acc += n
+        if acc >= half:
+            return value
+    return pairs[-1][0]
+
+
+@dataclass
+class _Connection:
+    connection_id: str
+    charge_point_id: str
+    first_received: datetime
+    first_d_s: float
+    live_n: int
+    medians: list[tuple[float, int]]
+    widest_iqr: float
+
+    def live_estimate(self, rule: ClockRule) -> tuple[str, float | None]:
+        """('stable', offset) / ('unstable', None) / ('none', None) from its live messages."""
+        if self.live_n < MIN_LIVE:
+            return "none", None
+        values = [m for m, _ in self.medians]
+        if self.widest_iqr > rule.max_spread_s or max(values) - min(values) > rule.max_spread_s:
+            return "unstable", None
+        return "stable", _weighted_median(self.medians)
+
+
+def _connections(chunks: list[ChunkStats]) -> dict[str, _Connection]:
+    out: dict[str, _Connection] = {}
+    for c in sorted(chunks, key=lambda c: (c.connection_id, c.first_received)):
+        conn = out.get(c.connection_id)
+        if conn is None:
+            conn = out[c.connection_id] = _Connection(
+                c.connection_id, c.charge_point_id, c.first_received, c.first_d_s, 0, [], 0.0
+            )
+        if c.live_n and c.live_median_s is not None:
+            conn.live_n += c.live_n
+            conn.medians.append((c.live_median_s, c.live_n))
+            if c.live_q25_s is not None and c.live_q75_s is not None:
+                conn.widest_iqr = max(conn.widest_iqr, c.live_q75_s - c.live_q25_s)
+    return out
+
+
+def _fleet_offsets(firsts: list[_Connection], rule: ClockRule) -> dict[str, float]:
+    """Connection id → offset for the first connections of chargers a bulk replay started together."""
+    out: dict[str, float] = {}
+    firsts = sorted(firsts, key=lambda c: c.first_received)
+    groups: list[list[_Connection]] = []
+    for c in firsts:
+        if groups and (c.first_received - groups[-1][-1].first_received).total_seconds() <= FLEET_GAP_S:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    for group in groups:
+        if len({c.charge_point_id for c in group}) < FLEET_MIN:
+            continue
+        shared = statistics.median(c.first_d_s for c in group)
+        agree = sum(abs(c.first_d_s - shared) <= rule.min_offset_s for c in group)
+        if agree < FLEET_AGREEMENT * len(group):
+            continue  # no shared replay clock: chargers that started at different times
+        for c in group:
+            off = c.first_d_s - shared
+            if rule.min_offset_s < abs(off) <= rule.max_offset_s:
+                out[c.connection_id] = off
+    return out
+
+
+def estimate_offsets(chunks: list[ChunkStats], rule: ClockRule) -> dict[str, ConnectionOffset]:
+    """Every connection whose charger clock is off by more than rule.min_offset_s (module doc)."""
+    conns = _connections(chunks)
+    by_cp: dict[str, list[_Connection]] = defaultdict(list)
+    for c in conns.values():
+        by_cp[c.charge_point_id].append(c)
+    for lst in by_cp.values():
+        lst.sort(key=lambda c: (c.first_received, c.connection_id))
+    replay_firsts = [lst[0] for lst in by_cp.values() if lst[0].live_n == 0]
+    fleet = _fleet_offsets(replay_firsts, rule)
+    out: dict[str, ConnectionOffset] = {}
+    for cp, lst in by_cp.items():
+        carried: float | None = None
+        for c in lst:
+            kind, value = c.live_estimate(rule)
+            source = "live"
+            if kind == "none" and c.connection_id in fleet:
+                value, source = fleet[c.connection_id], "fleet"
+            elif kind == "none":
+                value, source = carried, "carried"
+            if kind != "unstable":
+                carried = value
+            if value is not None and rule.min_offset_s < abs(value) <= rule.max_offset_s:
+                out[c.connection_id] = ConnectionOffset(cp, value, source)
+    return out
+
+
+def register_offsets(con: duckdb.DuckDBPyConnection, offsets: dict[str, ConnectionOffset]) -> None:
+    """Table `clock_offsets` (clock_connection_id, clock_offset_us): the raw reader's views join it."""
+    table = pa.table(
+        {
+            "clock_connection_id": pa.array(list(offsets), pa.string()),
+            "clock_offset_us": pa.array([round(o.offset_s * 1e6) for o in offsets.values()], pa.int64()),
+        }
+    )
+    con.register("_clock_offsets_arrow", table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {OFFSETS_TABLE} AS SELECT * FROM _clock_offsets_arrow")
+    con.unregister("_clock_offsets_arrow")
+
+
+def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND temporary", {"n": OFFSETS_TABLE}
+    ).fetchone()
+    return bool(row and row[0])
