@@ -24,12 +24,14 @@ Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
    the replay's clock and a charger's first message off that median by more than `rule.min_offset_s`
    (and at most `rule.max_offset_s`) gives its offset.
 3. **carried**: a connection without enough live messages (a reconnect that only replays its queue,
-   a retry, a reboot inside a replay) keeps the offset of the charger's previous connection: a clock
-   does not jump by itself. A live connection whose spread is too wide gets none.
+   a retry, a reboot inside a replay), or whose live messages spread too widely (a queue replayed by
+   a clock running ahead looks live but lags by its queueing time), keeps the offset of the
+   charger's previous connection: a clock does not jump by itself.
 
-Only offsets larger than `rule.min_offset_s` are applied (smaller ones are latency and honest
-clock error); the raw reader then subtracts the offset from every timestamp of the connection
-(queued messages included: the same clock stamped them) and flags the rows `clock_corrected`.
+Only offsets larger than `rule.min_offset_s` are applied, rounded to the second (smaller ones are
+latency and honest clock error); the raw reader then subtracts the offset from every timestamp of
+the connection (queued messages included: the same clock stamped them) and flags the rows
+`clock_corrected`.
 """
 
 from __future__ import annotations
@@ -180,12 +182,13 @@ def estimate_offsets(chunks: list[ChunkStats], rule: ClockRule) -> dict[str, Con
             source = "live"
             if kind == "none" and c.connection_id in fleet:
                 value, source = fleet[c.connection_id], "fleet"
-            elif kind == "none":
+            elif kind != "stable":
                 value, source = carried, "carried"
-            if kind != "unstable":
-                carried = value
+            carried = value
             if value is not None and rule.min_offset_s < abs(value) <= rule.max_offset_s:
-                out[c.connection_id] = ConnectionOffset(cp, value, source)
+                # To the second: the estimate's error is the receipt jitter (milliseconds), and
+                # charger clocks tick in seconds.
+                out[c.connection_id] = ConnectionOffset(cp, float(round(value)), source)
     return out
 
 
@@ -203,7 +206,7 @@ def register_offsets(con: duckdb.DuckDBPyConnection, offsets: dict[str, Connecti
 
 
 def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute(
+    rows = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND temporary", {"n": OFFSETS_TABLE}
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows[0][0])
