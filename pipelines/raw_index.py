@@ -34,9 +34,9 @@ from pipelines.seen_tags import TAG_TABLES, tags_of_files
 from pipelines.storage import RAW_PREFIX, cache_root
 from pipelines.transforms.clock import (
     REPLAY_LAG_S,
-    ChunkStats,
     ClockRule,
     ConnectionOffset,
+    ConnectionStats,
     chunk_stats_sql,
     estimate_offsets,
     register_offsets,
@@ -351,7 +351,7 @@ class RawIndex:
         return out
 
     def _clock_stats(self, con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[tuple]:
-        """Per file and connection: the clock facts of its timestamped messages (clock.ChunkStats)."""
+        """Per file and connection: the clock facts of its timestamped messages (clock.chunk_stats_sql)."""
         d = 'epoch("timestamp") - epoch(received_at)'
         out = []
         for i in range(0, len(paths), 500):
@@ -373,15 +373,25 @@ class RawIndex:
         if self._offsets is not None and self._offsets[0] == stamp:
             return self._offsets[1]
         with self._db() as db:
+            # One row per connection, aggregated here (the per-file rows grow with the raw zone).
             rows = db.execute(
-                """SELECT connection_id, charge_point_id, live_n, live_median_s, live_q25_s, live_q75_s,
-                          first_received_us, first_d_s FROM clock_stats"""
+                """WITH c AS (
+                       SELECT connection_id, min(charge_point_id) AS cp, sum(live_n) AS n,
+                              sum(live_median_s * live_n) / nullif(sum(live_n), 0) AS med,
+                              max(live_median_s) - min(live_median_s) AS med_spread,
+                              max(live_q75_s - live_q25_s) AS iqr, min(first_received_us) AS first_us
+                       FROM clock_stats GROUP BY connection_id
+                   )
+                   SELECT c.connection_id, cp, n, med, med_spread, iqr, first_us, min(s.first_d_s)
+                   FROM c JOIN clock_stats s
+                     ON s.connection_id = c.connection_id AND s.first_received_us = c.first_us
+                   GROUP BY c.connection_id"""
             ).fetchall()
-        chunks = [
-            ChunkStats(c, cp, n, med, q25, q75, _ts(first), d0)  # type: ignore[arg-type]
-            for c, cp, n, med, q25, q75, first, d0 in rows
+        stats = [
+            ConnectionStats(c, cp, n, med, spread, iqr, _ts(first), d0)  # type: ignore[arg-type]
+            for c, cp, n, med, spread, iqr, first, d0 in rows
         ]
-        offsets = estimate_offsets(chunks, self.clock_rule)
+        offsets = estimate_offsets(stats, self.clock_rule)
         self._offsets = (stamp, offsets)
         return offsets
 

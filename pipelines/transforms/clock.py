@@ -15,7 +15,8 @@ Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
    timestamp is not more than REPLAY_LAG_S behind their receipt (older ones were queued while the
    charger was offline, or are a begin-of-transaction sample). When it has at least MIN_LIVE of them
    and their `timestamp - received_at` has a small spread (interquartile range and the spread of the
-   per-file medians both at most `rule.max_spread_s`), the offset is their median.
+   per-file medians both at most `rule.max_spread_s`), the offset is their median (per raw file,
+   averaged over the files by message count).
 2. **fleet**: a bulk replay of past days (a backfill, a time-compressed simulation) has no live
    message at all: receipt times say nothing about any one charger's time line. When it starts many
    chargers at once (at least FLEET_MIN chargers whose first connection's first message arrives
@@ -61,18 +62,27 @@ class ClockRule:
 
 
 @dataclass(frozen=True)
-class ChunkStats:
-    """One raw file's timestamped messages of one connection (status notifications, transaction
-    events). `d` = timestamp - received_at in seconds."""
+class ConnectionStats:
+    """The timestamped messages (status notifications, transaction events) of one connection, from
+    the per-raw-file facts the index stores (`chunk_stats_sql`). `d` = timestamp - received_at (s)."""
 
     connection_id: str
     charge_point_id: str
     live_n: int
-    live_median_s: float | None
-    live_q25_s: float | None
-    live_q75_s: float | None
+    live_median_s: float | None  # the per-file medians of d over live messages, weighted by count
+    live_median_spread_s: float | None  # largest minus smallest per-file median
+    live_iqr_s: float | None  # the widest per-file interquartile range
     first_received: datetime
-    first_d_s: float
+    first_d_s: float  # d of the connection's first received message
+
+    def live_estimate(self, rule: ClockRule) -> tuple[str, float | None]:
+        """('stable', offset) / ('unstable', None) / ('none', None) from its live messages."""
+        if self.live_n < MIN_LIVE or self.live_median_s is None:
+            return "none", None
+        spread = max(self.live_iqr_s or 0.0, self.live_median_spread_s or 0.0)
+        if spread > rule.max_spread_s:
+            return "unstable", None
+        return "stable", self.live_median_s
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ class ConnectionOffset:
 
 def chunk_stats_sql(d: str, live: str) -> str:
     """Aggregates of one file's rows per connection (`d`: the timestamp-minus-receipt expression in
-    seconds, `live`: the predicate of a live row). Columns as ChunkStats, after the file name."""
+    seconds, `live`: the predicate of a live row): live count, median, first and third quartile,
+    first receipt, d of the first received row."""
     return f"""count(*) FILTER (WHERE {live}),
                median({d}) FILTER (WHERE {live}),
                quantile_cont({d}, 0.25) FILTER (WHERE {live}),
@@ -93,58 +104,11 @@ def chunk_stats_sql(d: str, live: str) -> str:
                arg_min({d}, received_at)"""
 
 
-def _weighted_median(pairs: list[tuple[float, int]]) -> float:
-    pairs = sorted(pairs)
-    half = sum(n for _, n in pairs) / 2
-    acc = 0
-    for value, n in pairs:
-        acc += n
-        if acc >= half:
-            return value
-    return pairs[-1][0]
-
-
-@dataclass
-class _Connection:
-    connection_id: str
-    charge_point_id: str
-    first_received: datetime
-    first_d_s: float
-    live_n: int
-    medians: list[tuple[float, int]]
-    widest_iqr: float
-
-    def live_estimate(self, rule: ClockRule) -> tuple[str, float | None]:
-        """('stable', offset) / ('unstable', None) / ('none', None) from its live messages."""
-        if self.live_n < MIN_LIVE:
-            return "none", None
-        values = [m for m, _ in self.medians]
-        if self.widest_iqr > rule.max_spread_s or max(values) - min(values) > rule.max_spread_s:
-            return "unstable", None
-        return "stable", _weighted_median(self.medians)
-
-
-def _connections(chunks: list[ChunkStats]) -> dict[str, _Connection]:
-    out: dict[str, _Connection] = {}
-    for c in sorted(chunks, key=lambda c: (c.connection_id, c.first_received)):
-        conn = out.get(c.connection_id)
-        if conn is None:
-            conn = out[c.connection_id] = _Connection(
-                c.connection_id, c.charge_point_id, c.first_received, c.first_d_s, 0, [], 0.0
-            )
-        if c.live_n and c.live_median_s is not None:
-            conn.live_n += c.live_n
-            conn.medians.append((c.live_median_s, c.live_n))
-            if c.live_q25_s is not None and c.live_q75_s is not None:
-                conn.widest_iqr = max(conn.widest_iqr, c.live_q75_s - c.live_q25_s)
-    return out
-
-
-def _fleet_offsets(firsts: list[_Connection], rule: ClockRule) -> dict[str, float]:
+def _fleet_offsets(firsts: list[ConnectionStats], rule: ClockRule) -> dict[str, float]:
     """Connection id → offset for the first connections of chargers a bulk replay started together."""
     out: dict[str, float] = {}
     firsts = sorted(firsts, key=lambda c: c.first_received)
-    groups: list[list[_Connection]] = []
+    groups: list[list[ConnectionStats]] = []
     for c in firsts:
         if groups and (c.first_received - groups[-1][-1].first_received).total_seconds() <= FLEET_GAP_S:
             groups[-1].append(c)
@@ -164,11 +128,10 @@ def _fleet_offsets(firsts: list[_Connection], rule: ClockRule) -> dict[str, floa
     return out
 
 
-def estimate_offsets(chunks: list[ChunkStats], rule: ClockRule) -> dict[str, ConnectionOffset]:
+def estimate_offsets(stats: list[ConnectionStats], rule: ClockRule) -> dict[str, ConnectionOffset]:
     """Every connection whose charger clock is off by more than rule.min_offset_s (module doc)."""
-    conns = _connections(chunks)
-    by_cp: dict[str, list[_Connection]] = defaultdict(list)
-    for c in conns.values():
+    by_cp: dict[str, list[ConnectionStats]] = defaultdict(list)
+    for c in stats:
         by_cp[c.charge_point_id].append(c)
     for lst in by_cp.values():
         lst.sort(key=lambda c: (c.first_received, c.connection_id))

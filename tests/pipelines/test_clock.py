@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from ocpp_opendata.settings import Settings
 from pipelines.daily import materialize_day
 from pipelines.raw_index import RawIndex
-from pipelines.transforms.clock import ChunkStats, ClockRule, estimate_offsets
+from pipelines.transforms.clock import ClockRule, ConnectionStats, estimate_offsets
 from tests.pipelines.helpers import work
 from tests.pipelines.rawdata import RawZone
 
@@ -73,18 +73,19 @@ def test_a_queue_replayed_on_a_reconnect_keeps_the_offset_of_the_chargers_clock(
     assert abs(offsets["test-CP1-2"].offset_s - 7200) < 1
 
 
-def _chunk(
-    conn: str, cp: str, first: datetime, d0: float, live: tuple[int, float, float, float] | None
-) -> ChunkStats:
-    n, med, q25, q75 = live or (0, None, None, None)
-    return ChunkStats(conn, cp, n, med, q25, q75, first, d0)
+def _conn(
+    conn: str, cp: str, first: datetime, d0: float, live: tuple[int, float, float] | None
+) -> ConnectionStats:
+    """live: (messages, median, interquartile range) of timestamp - receipt."""
+    n, med, iqr = live or (0, None, None)
+    return ConnectionStats(conn, cp, n, med, 0.0 if live else None, iqr, first, d0)
 
 
 def test_live_messages_that_disagree_give_no_offset() -> None:
     rule = ClockRule()
-    steady = _chunk("a", "CP1", T, 400.0, (20, 400.0, 398.0, 402.0))
-    drifting = _chunk("b", "CP2", T, 400.0, (20, 400.0, 100.0, 900.0))
-    small = _chunk("c", "CP3", T, 20.0, (20, 20.0, 19.0, 21.0))
+    steady = _conn("a", "CP1", T, 400.0, (20, 400.0, 4.0))
+    drifting = _conn("b", "CP2", T, 400.0, (20, 400.0, 800.0))
+    small = _conn("c", "CP3", T, 20.0, (20, 20.0, 2.0))
     offsets = estimate_offsets([steady, drifting, small], rule)
     assert set(offsets) == {"a"} and offsets["a"].source == "live"
 
@@ -92,12 +93,12 @@ def test_live_messages_that_disagree_give_no_offset() -> None:
 def test_a_replay_gives_offsets_only_when_the_fleet_started_on_one_shared_clock() -> None:
     rule = ClockRule()
     lag = -10 * 86400.0  # a replay of days long past
-    together = [_chunk(f"c{i}", f"CP{i}", T + i * timedelta(seconds=0.1), lag, None) for i in range(6)]
-    together.append(_chunk("c9", "CP9", T + timedelta(seconds=1), lag + 1800, None))
+    together = [_conn(f"c{i}", f"CP{i}", T + i * timedelta(seconds=0.1), lag, None) for i in range(6)]
+    together.append(_conn("c9", "CP9", T + timedelta(seconds=1), lag + 1800, None))
     offsets = estimate_offsets(together, rule)
     assert set(offsets) == {"c9"} and abs(offsets["c9"].offset_s - 1800) < 1e-6
     # Chargers whose first messages were stamped at different times (an import of several days).
     scattered = [
-        _chunk(f"c{i}", f"CP{i}", T + i * timedelta(seconds=0.1), lag + i * 3600, None) for i in range(7)
+        _conn(f"c{i}", f"CP{i}", T + i * timedelta(seconds=0.1), lag + i * 3600, None) for i in range(7)
     ]
     assert estimate_offsets(scattered, rule) == {}
