@@ -399,10 +399,10 @@ class RawIndex:
         """Make `con`'s raw views (raw_reader.register_view) shift timestamps by the clock offsets."""
         register_offsets(con, self.clock_offsets())
 
-    def _offset_margin_us(self) -> int:
+    def offset_margin(self) -> timedelta:
         """How far a clock offset can move an event from the time the file index recorded for it."""
         offsets = self.clock_offsets()
-        return int(max((abs(o.offset_s) for o in offsets.values()), default=0.0) * 1_000_000)
+        return timedelta(seconds=max((abs(o.offset_s) for o in offsets.values()), default=0.0))
 
     def seen_tags(self) -> set[str]:
         """Every idTag in the raw files indexed so far (refresh first)."""
@@ -428,7 +428,7 @@ class RawIndex:
     def files_overlapping(self, table: str, start: datetime, end: datetime) -> list[Path]:
         """Files of `table` with any event in [start, end), in a deterministic order (widened by the
         largest clock offset: the index records event times before the offsets are known)."""
-        margin = self._offset_margin_us() if table in CLOCK_TABLES else 0
+        margin = self.offset_margin() // timedelta(microseconds=1) if table in CLOCK_TABLES else 0
         with self._db() as db:
             rows = db.execute(
                 "SELECT path, size FROM files WHERE tbl = ? AND rows > 0 AND min_event_us < ?"
