@@ -94,6 +94,7 @@ CREATE TABLE IF NOT EXISTS clock_stats (
     first_d_s REAL NOT NULL,
     PRIMARY KEY (path, connection_id)
 );
+CREATE TABLE IF NOT EXISTS clock_backlog (path TEXT PRIMARY KEY);
 """
 
 
@@ -144,9 +145,13 @@ class RawIndex:
             ).fetchone()[0]
             db.executescript(_CLOCK_SCHEMA)
             if not had_clock:
-                # An index from before clock offsets: index the span tables again to gather them.
+                # An index from before clock offsets: its span-table files still need their clock
+                # facts (gathered by the next refresh, without counting them as new data).
                 marks = ",".join("?" * len(SPAN_TABLES))
-                db.execute(f"DELETE FROM files WHERE tbl IN ({marks})", SPAN_TABLES)
+                db.execute(
+                    f"INSERT OR IGNORE INTO clock_backlog SELECT path FROM files WHERE tbl IN ({marks})",
+                    SPAN_TABLES,
+                )
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -200,6 +205,7 @@ class RawIndex:
             db.executemany("DELETE FROM conn_spans WHERE path = ?", [(p,) for p in gone])
             db.executemany("DELETE FROM tags WHERE path = ?", [(p,) for p in gone])
             db.executemany("DELETE FROM clock_stats WHERE path = ?", [(p,) for p in gone])
+            db.executemany("DELETE FROM clock_backlog WHERE path = ?", [(p,) for p in gone])
         todo: dict[str, list[str]] = {}
         for path, (table, _day, size, mtime) in listing.items():
             if known.get(path) != (size, mtime):
@@ -212,7 +218,27 @@ class RawIndex:
         added: list[IndexedFile] = []
         for table, paths in todo.items():
             added.extend(self._index_files(table, paths, listing))
+        self._gather_clock_backlog(listing)
+        self._offsets = None  # estimated again from what is indexed now
         return added
+
+    def _gather_clock_backlog(self, listing: dict[str, tuple[str, str, int, int]]) -> None:
+        """Clock facts of files indexed before the index kept them (see __init__)."""
+        with self._db() as db:
+            backlog = [r[0] for r in db.execute("SELECT path FROM clock_backlog")]
+        if not backlog:
+            return
+        present = [p for p in backlog if p in listing]
+        self._fetch([(p, listing[p][2]) for p in present])
+        con = duckdb.connect()
+        try:
+            clocks = self._clock_stats(con, present) if present else []
+        finally:
+            con.close()
+        with self._db() as db:
+            db.executemany("DELETE FROM clock_stats WHERE path = ?", [(p,) for p in present])
+            db.executemany("INSERT OR REPLACE INTO clock_stats VALUES (?,?,?,?,?,?,?,?,?)", clocks)
+            db.executemany("DELETE FROM clock_backlog WHERE path = ?", [(p,) for p in backlog])
 
     def _fetch(self, files: list[tuple[str, int]]) -> None:
         """Make sure each remote file has a full local copy, and mark it used (its mtime) for the pruning."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from ocpp_opendata.settings import Settings
+from pipelines.automation import affected_dates
 from pipelines.daily import materialize_day
-from pipelines.raw_index import RawIndex
+from pipelines.partitions import day_bounds
+from pipelines.raw_index import IndexedFile, RawIndex
 from pipelines.transforms.clock import ClockRule, ConnectionStats, estimate_offsets
 from tests.pipelines.helpers import work
 from tests.pipelines.rawdata import RawZone
@@ -102,3 +106,31 @@ def test_a_replay_gives_offsets_only_when_the_fleet_started_on_one_shared_clock(
         _conn(f"c{i}", f"CP{i}", T + i * timedelta(seconds=0.1), lag + i * 3600, None) for i in range(7)
     ]
     assert estimate_offsets(scattered, rule) == {}
+
+
+def test_an_index_from_before_clock_offsets_gathers_them_without_calling_old_files_new(
+    settings: Settings, raw: RawZone
+) -> None:
+    _session(raw, "CP1", T, 3 * M, "7")
+    raw.flush()
+    index = RawIndex.of(settings)
+    index.refresh()
+    assert set(index.clock_offsets()) == {"test-CP1"}
+    with sqlite3.connect(index.path) as db:
+        db.execute("DROP TABLE clock_stats")
+        db.execute("DROP TABLE clock_backlog")
+    upgraded = RawIndex.of(settings)
+    assert upgraded.clock_offsets() == {}
+    assert upgraded.refresh() == []
+    assert abs(upgraded.clock_offsets()["test-CP1"].offset_s - 180) < 1
+
+
+def test_the_sensor_requests_the_day_a_clock_offset_moves_events_back_to(settings: Settings) -> None:
+    # Events stamped just after midnight by a clock 20 minutes ahead happened the day before.
+    after_midnight = day_bounds(date(2026, 3, 11), settings.timezone)[0] + 5 * M
+    f = IndexedFile(
+        Path("x.parquet"), "status_notifications", "2026-03-11", 3, after_midnight, after_midnight
+    )
+    today = date(2026, 3, 12)
+    assert affected_dates([f], settings, today) == {date(2026, 3, 11)}
+    assert affected_dates([f], settings, today, 20 * M) == {date(2026, 3, 10), date(2026, 3, 11)}
