@@ -156,7 +156,12 @@ def estimate_offsets(stats: list[ConnectionStats], rule: ClockRule) -> dict[str,
 
 
 def register_offsets(con: duckdb.DuckDBPyConnection, offsets: dict[str, ConnectionOffset]) -> None:
-    """Table `clock_offsets` (clock_connection_id, clock_offset_us): the raw reader's views join it."""
+    """Table `clock_offsets` (clock_connection_id, clock_offset_us): the raw reader's views join it.
+    Without any offset there is no table, and the views read the files as they are (a join, even
+    with an empty table, may hand rows on in another order)."""
+    if not offsets:
+        con.execute(f"DROP TABLE IF EXISTS {OFFSETS_TABLE}")
+        return
     table = pa.table(
         {
             "clock_connection_id": pa.array(list(offsets), pa.string()),
