@@ -5,9 +5,10 @@ A charger stamps its messages with its own clock; the listener stamps their rece
 
 Public entry points:
 
-    chunk_stats_sql(ev_minus_receipt)   per (raw file, connection) facts the index stores
-    estimate_offsets(chunks, rule)      -> {connection_id: ConnectionOffset}
+    chunk_stats_sql(d, live)            per (raw file, connection) facts the index stores
+    estimate_offsets(stats, rule)       -> {connection_id: ConnectionOffset}, from ConnectionStats
     register_offsets(con, offsets)      the `clock_offsets` table raw_reader joins
+    RawIndex.clock_offsets()            the offsets of everything indexed (pipelines/raw_index.py)
 
 Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
 
