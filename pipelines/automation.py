@@ -41,15 +41,20 @@ IN_FLIGHT = [
 MAX_DATES_PER_FILE = 400
 
 
-def affected_dates(files: Iterable[IndexedFile], settings: Settings, today: date) -> set[date]:
+def affected_dates(
+    files: Iterable[IndexedFile], settings: Settings, today: date, clock_margin: timedelta = timedelta(0)
+) -> set[date]:
+    """`clock_margin`: how far a charger clock offset can move an event from the time the index
+    recorded (RawIndex.offset_margin)."""
     first = date.fromisoformat(settings.pipeline_start_date)
     out: set[date] = set()
     for f in files:
         if f.table not in (*EVENT_TABLES, "connections") or f.min_event is None or f.max_event is None:
             continue
+        margin = clock_margin if f.table in EVENT_TABLES else timedelta(0)
         # A sample just after midnight still books energy on the day before (energy.SPLIT_LOOKAHEAD).
         lo = f.min_event - SPLIT_LOOKAHEAD if f.table == "meter_values" else f.min_event
-        days = local_dates_between(lo, f.max_event, settings.timezone)
+        days = local_dates_between(lo - margin, f.max_event + margin, settings.timezone)
         for d in days[-MAX_DATES_PER_FILE:]:
             if first <= d <= today:
                 out.add(d)
@@ -84,7 +89,7 @@ def build_raw_files_sensor(
             yield SkipReason("no new raw files")
             return
         today = datetime.now(ZoneInfo(settings.timezone)).date()
-        dates = affected_dates(new, settings, today) | open_session_dates(settings)
+        dates = affected_dates(new, settings, today, index.offset_margin()) | open_session_dates(settings)
         stamp = f"{index.max_indexed_at():.6f}"
         for d in sorted(dates):
             yield RunRequest(partition_key=d.isoformat(), run_key=f"{d.isoformat()}@{stamp}")

@@ -62,6 +62,8 @@ def _view(
     settings: Settings,
     columns: tuple[str, ...] | None = None,
 ) -> None:
+    # Timestamps are shifted by each connection's estimated charger clock offset (transforms/clock.py).
+    index.register_clock_offsets(con)
     if start is None or end is None:
         files = index.all_files(table)
     else:

@@ -32,6 +32,15 @@ from ocpp_opendata.objectstore import Store, store_for
 from pipelines.raw_reader import clock_corrected_sql, event_time_sql
 from pipelines.seen_tags import TAG_TABLES, tags_of_files
 from pipelines.storage import RAW_PREFIX, cache_root
+from pipelines.transforms.clock import (
+    REPLAY_LAG_S,
+    ClockRule,
+    ConnectionOffset,
+    ConnectionStats,
+    chunk_stats_sql,
+    estimate_offsets,
+    register_offsets,
+)
 
 INDEX_FILENAME = "raw_index.sqlite"
 # Tables whose rows carry the charger's own event time and feed the datasets.
@@ -71,6 +80,22 @@ CREATE TABLE IF NOT EXISTS conn_spans (
 );
 CREATE TABLE IF NOT EXISTS tags (path TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (path, tag));
 """
+# Per file and connection, the facts a charger's clock offset is estimated from (transforms/clock.py).
+_CLOCK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clock_stats (
+    path TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    charge_point_id TEXT NOT NULL,
+    live_n INTEGER NOT NULL,
+    live_median_s REAL,
+    live_q25_s REAL,
+    live_q75_s REAL,
+    first_received_us INTEGER NOT NULL,
+    first_d_s REAL NOT NULL,
+    PRIMARY KEY (path, connection_id)
+);
+CREATE TABLE IF NOT EXISTS clock_backlog (path TEXT PRIMARY KEY);
+"""
 
 
 @dataclass(frozen=True)
@@ -94,7 +119,13 @@ def _ts(us: int | None) -> datetime | None:
 class RawIndex:
     """SQLite file under DATA_DIR/state/pipeline; safe for one writer at a time (sensor or run)."""
 
-    def __init__(self, data_dir: Path, clock_skew_minutes: float = 5.0, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        clock_skew_minutes: float = 5.0,
+        store: Store | None = None,
+        clock_rule: ClockRule | None = None,
+    ) -> None:
         # A remote store's files are read from their cached copies; a local one's where they are.
         self.store = store if store is not None and store.is_remote else None
         self.cache = cache_root(data_dir)
@@ -104,9 +135,23 @@ class RawIndex:
             self.raw_root = (store.local_root if store is not None else data_dir) / RAW_PREFIX  # type: ignore[operator]
         self.path = data_dir / "state" / "pipeline" / INDEX_FILENAME
         self.skew = clock_skew_minutes
+        self.clock_rule = clock_rule or ClockRule()
+        self._offsets: tuple[float, dict[str, ConnectionOffset]] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(_SCHEMA)
+            had_clock = db.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'clock_stats'"
+            ).fetchone()[0]
+            db.executescript(_CLOCK_SCHEMA)
+            if not had_clock:
+                # An index from before clock offsets: its span-table files still need their clock
+                # facts (gathered by the next refresh, without counting them as new data).
+                marks = ",".join("?" * len(SPAN_TABLES))
+                db.execute(
+                    f"INSERT OR IGNORE INTO clock_backlog SELECT path FROM files WHERE tbl IN ({marks})",
+                    SPAN_TABLES,
+                )
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -117,7 +162,11 @@ class RawIndex:
     def of(cls, settings: Any) -> RawIndex:
         """The index of the raw zone the settings name (DATA_DIR/raw or the shared store's)."""
         store = store_for(settings) if settings.store else None
-        return cls(settings.data_dir, settings.clock_skew_minutes, store)
+        rule = ClockRule(
+            min_offset_s=float(settings.clock_offset_min_seconds),
+            max_spread_s=float(settings.clock_offset_max_spread_seconds),
+        )
+        return cls(settings.data_dir, settings.clock_skew_minutes, store, rule)
 
     def _listing(self) -> dict[str, tuple[str, str, int, int]]:
         if self.store is not None:
@@ -155,6 +204,8 @@ class RawIndex:
             db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
             db.executemany("DELETE FROM conn_spans WHERE path = ?", [(p,) for p in gone])
             db.executemany("DELETE FROM tags WHERE path = ?", [(p,) for p in gone])
+            db.executemany("DELETE FROM clock_stats WHERE path = ?", [(p,) for p in gone])
+            db.executemany("DELETE FROM clock_backlog WHERE path = ?", [(p,) for p in gone])
         todo: dict[str, list[str]] = {}
         for path, (table, _day, size, mtime) in listing.items():
             if known.get(path) != (size, mtime):
@@ -167,7 +218,27 @@ class RawIndex:
         added: list[IndexedFile] = []
         for table, paths in todo.items():
             added.extend(self._index_files(table, paths, listing))
+        self._gather_clock_backlog(listing)
+        self._offsets = None  # estimated again from what is indexed now
         return added
+
+    def _gather_clock_backlog(self, listing: dict[str, tuple[str, str, int, int]]) -> None:
+        """Clock facts of files indexed before the index kept them (see __init__)."""
+        with self._db() as db:
+            backlog = [r[0] for r in db.execute("SELECT path FROM clock_backlog")]
+        if not backlog:
+            return
+        present = [p for p in backlog if p in listing]
+        self._fetch([(p, listing[p][2]) for p in present])
+        con = duckdb.connect()
+        try:
+            clocks = self._clock_stats(con, present) if present else []
+        finally:
+            con.close()
+        with self._db() as db:
+            db.executemany("DELETE FROM clock_stats WHERE path = ?", [(p,) for p in present])
+            db.executemany("INSERT OR REPLACE INTO clock_stats VALUES (?,?,?,?,?,?,?,?,?)", clocks)
+            db.executemany("DELETE FROM clock_backlog WHERE path = ?", [(p,) for p in backlog])
 
     def _fetch(self, files: list[tuple[str, int]]) -> None:
         """Make sure each remote file has a full local copy, and mark it used (its mtime) for the pruning."""
@@ -231,6 +302,7 @@ class RawIndex:
             for fn, n, lo, hi, rlo, rhi in con.execute(query, {"files": chunk}).fetchall():
                 rows_by_path[fn] = (n, lo, hi, rlo, rhi)
         spans = self._connection_spans(con, table, paths) if table in SPAN_TABLES else []
+        clocks = self._clock_stats(con, paths) if table in SPAN_TABLES else []
         tags = []
         if table in TAG_TABLES:
             for i in range(0, len(paths), 500):
@@ -246,6 +318,8 @@ class RawIndex:
         with self._db() as db:
             db.executemany("DELETE FROM conn_spans WHERE path = ?", [(p,) for p in paths])
             db.executemany("INSERT OR REPLACE INTO conn_spans VALUES (?,?,?,?,?,?,?)", spans)
+            db.executemany("DELETE FROM clock_stats WHERE path = ?", [(p,) for p in paths])
+            db.executemany("INSERT OR REPLACE INTO clock_stats VALUES (?,?,?,?,?,?,?,?,?)", clocks)
             db.executemany("DELETE FROM tags WHERE path = ?", [(p,) for p in paths])
             db.executemany("INSERT OR IGNORE INTO tags VALUES (?, ?)", tags)
             db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?,?)", records)
@@ -302,6 +376,60 @@ class RawIndex:
             out.extend((fn, c, cp, n, _us(lo), _us(hi), lag) for fn, c, cp, n, lo, hi, lag in rows)
         return out
 
+    def _clock_stats(self, con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[tuple]:
+        """Per file and connection: the clock facts of its timestamped messages (clock.chunk_stats_sql)."""
+        d = 'epoch("timestamp") - epoch(received_at)'
+        out = []
+        for i in range(0, len(paths), 500):
+            rows = con.execute(
+                f"""SELECT filename, connection_id, any_value(charge_point_id),
+                           {chunk_stats_sql(d, f"{d} >= -{REPLAY_LAG_S}")}
+                    FROM read_parquet($files, filename = true, union_by_name = true)
+                    WHERE "timestamp" IS NOT NULL AND connection_id IS NOT NULL
+                      AND charge_point_id IS NOT NULL
+                    GROUP BY filename, connection_id""",
+                {"files": paths[i : i + 500]},
+            ).fetchall()
+            out.extend((*r[:7], _us(r[7]), r[8]) for r in rows)
+        return out
+
+    def clock_offsets(self) -> dict[str, ConnectionOffset]:
+        """connection id → the charger clock offset applied to its timestamps (transforms/clock.py)."""
+        stamp = self.max_indexed_at()
+        if self._offsets is not None and self._offsets[0] == stamp:
+            return self._offsets[1]
+        with self._db() as db:
+            # One row per connection, aggregated here (the per-file rows grow with the raw zone).
+            rows = db.execute(
+                """WITH c AS (
+                       SELECT connection_id, min(charge_point_id) AS cp, sum(live_n) AS n,
+                              sum(live_median_s * live_n) / nullif(sum(live_n), 0) AS med,
+                              max(live_median_s) - min(live_median_s) AS med_spread,
+                              max(live_q75_s - live_q25_s) AS iqr, min(first_received_us) AS first_us
+                       FROM clock_stats GROUP BY connection_id
+                   )
+                   SELECT c.connection_id, cp, n, med, med_spread, iqr, first_us, min(s.first_d_s)
+                   FROM c JOIN clock_stats s
+                     ON s.connection_id = c.connection_id AND s.first_received_us = c.first_us
+                   GROUP BY c.connection_id"""
+            ).fetchall()
+        stats = [
+            ConnectionStats(c, cp, n, med, spread, iqr, _ts(first), d0)  # type: ignore[arg-type]
+            for c, cp, n, med, spread, iqr, first, d0 in rows
+        ]
+        offsets = estimate_offsets(stats, self.clock_rule)
+        self._offsets = (stamp, offsets)
+        return offsets
+
+    def register_clock_offsets(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make `con`'s raw views (raw_reader.register_view) shift timestamps by the clock offsets."""
+        register_offsets(con, self.clock_offsets())
+
+    def offset_margin(self) -> timedelta:
+        """How far a clock offset can move an event from the time the file index recorded for it."""
+        offsets = self.clock_offsets()
+        return timedelta(seconds=max((abs(o.offset_s) for o in offsets.values()), default=0.0))
+
     def seen_tags(self) -> set[str]:
         """Every idTag in the raw files indexed so far (refresh first)."""
         with self._db() as db:
@@ -315,15 +443,23 @@ class RawIndex:
                           min(min_lag_s)
                    FROM conn_spans GROUP BY connection_id"""
             ).fetchall()
-        return {c: (cp, _ts(lo), _ts(hi), lag) for c, cp, lo, hi, lag in rows}  # type: ignore[misc]
+        offsets = self.clock_offsets()
+        out: dict[str, tuple[str, datetime, datetime, float]] = {}
+        for c, cp, lo, hi, lag in rows:
+            shift = offsets[c].offset_s if c in offsets else 0.0
+            step = timedelta(seconds=shift)
+            out[c] = (cp, _ts(lo) - step, _ts(hi) - step, lag + shift)  # type: ignore[operator]
+        return out
 
     def files_overlapping(self, table: str, start: datetime, end: datetime) -> list[Path]:
-        """Files of `table` with any event in [start, end), in a deterministic order."""
+        """Files of `table` with any event in [start, end), in a deterministic order (widened by the
+        largest clock offset: the index records event times before the offsets are known)."""
+        margin = self.offset_margin() // timedelta(microseconds=1) if table in CLOCK_TABLES else 0
         with self._db() as db:
             rows = db.execute(
                 "SELECT path, size FROM files WHERE tbl = ? AND rows > 0 AND min_event_us < ?"
                 " AND max_event_us >= ? ORDER BY path",
-                (table, _us(end), _us(start)),
+                (table, _us(end) + margin, _us(start) - margin),  # type: ignore[operator]
             ).fetchall()
         return self._local(rows)
 

@@ -1,8 +1,12 @@
 """Reading the raw zone: one DuckDB view per raw table over the files that overlap a time window.
 
 Every view adds `event_time` (the charger's timestamp, or the receipt time when the charger gave
-none or its clock was more than `clock_skew_minutes` ahead of the receipt) and `clock_corrected`.
-Old timestamps are trusted: an offline charger's queue is legitimately old.
+none or its clock was more than `clock_skew_minutes` ahead of the receipt), `clock_corrected` and
+`clock_offset_s`. Old timestamps are trusted: an offline charger's queue is legitimately old.
+
+When the DuckDB connection holds a `clock_offsets` table (transforms/clock.register_offsets), the
+timestamps of a connection with an estimated clock offset are shifted by it first (`clock_offset_s`,
+`clock_corrected` true); the skew rule then applies to the shifted time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.schema import TABLES
+from pipelines.transforms.clock import OFFSETS_TABLE, has_offsets
 
 # Columns that identify a retried frame's rows: a charger resends the same CALL with a new message
 # id (often on a new connection) after a lost answer, so identity is the content, never the id.
@@ -50,21 +55,45 @@ def has_charger_clock(table: str) -> bool:
     return "timestamp" in TABLES[table].column_names
 
 
-def event_time_sql(table: str, skew_minutes: float) -> str:
+def _charger_time(shifted: bool) -> str:
+    if not shifted:
+        return '"timestamp"'
+    return '("timestamp" - to_microseconds(coalesce(clock_offset_us, 0)))'
+
+
+def event_time_sql(table: str, skew_minutes: float, shifted: bool = False) -> str:
+    """`shifted`: the rows are joined with `clock_offsets` (column clock_offset_us)."""
     if not has_charger_clock(table):
         return "received_at"
     skew_us = int(skew_minutes * 60_000_000)
+    ts = _charger_time(shifted)
     return (
-        f'CASE WHEN "timestamp" IS NULL OR "timestamp" > received_at + to_microseconds({skew_us}) '
-        f'THEN received_at ELSE "timestamp" END'
+        f"CASE WHEN {ts} IS NULL OR {ts} > received_at + to_microseconds({skew_us}) "
+        f"THEN received_at ELSE {ts} END"
     )
 
 
-def clock_corrected_sql(table: str, skew_minutes: float) -> str:
+def clock_corrected_sql(table: str, skew_minutes: float, shifted: bool = False) -> str:
     if not has_charger_clock(table):
         return "false"
     skew_us = int(skew_minutes * 60_000_000)
-    return f'coalesce("timestamp" > received_at + to_microseconds({skew_us}), false)'
+    ts = _charger_time(shifted)
+    clamped = f"coalesce({ts} > received_at + to_microseconds({skew_us}), false)"
+    return f"(coalesce(clock_offset_us, 0) <> 0 OR {clamped})" if shifted else clamped
+
+
+def clock_offset_sql(table: str, shifted: bool) -> str:
+    if not shifted or not has_charger_clock(table):
+        return "0.0::DOUBLE"
+    return "coalesce(clock_offset_us, 0) / 1e6"
+
+
+def shifted_source(source: str) -> str:
+    """`source` (a FROM item) joined with the connection's clock offset (clock.register_offsets)."""
+    return (
+        f"(SELECT * FROM {source} LEFT JOIN {OFFSETS_TABLE} "
+        f"ON connection_id = {OFFSETS_TABLE}.clock_connection_id)"
+    )
 
 
 def _quote(path: Path) -> str:
@@ -89,8 +118,10 @@ def register_view(
     raw = TABLES[table]
     cols = columns or tuple(raw.column_names)
     select_cols = ", ".join(f'"{c}"' for c in cols)
-    ev = event_time_sql(table, skew_minutes)
-    cc = clock_corrected_sql(table, skew_minutes)
+    shifted = has_charger_clock(table) and has_offsets(con)
+    ev = event_time_sql(table, skew_minutes, shifted)
+    cc = clock_corrected_sql(table, skew_minutes, shifted)
+    off = clock_offset_sql(table, shifted)
     if files:
         source = (
             f"read_parquet([{', '.join(_quote(f) for f in files)}], union_by_name = true, "
@@ -100,6 +131,8 @@ def register_view(
         empty = pa.Table.from_batches([], schema=raw.schema)
         con.register(f"_empty_{view}", empty)
         source = f"_empty_{view}"
+    if shifted:
+        source = shifted_source(source)
     where = []
     if start is not None:
         where.append(f"{ev} >= TIMESTAMPTZ '{start.isoformat()}'")
@@ -118,7 +151,8 @@ def register_view(
     kind = "TABLE" if materialize else "VIEW"
     con.execute(
         f"""CREATE OR REPLACE TEMP {kind} "{view}" AS
-            SELECT {select_cols}, {ev} AS event_time, {cc} AS clock_corrected
+            SELECT {select_cols}, {ev} AS event_time, {cc} AS clock_corrected,
+                   {off} AS clock_offset_s
             FROM {source} {where_sql} {dedupe_sql}"""
     )
     return view

@@ -1,8 +1,8 @@
 """Published totals against a recount from the raw zone: a blocking release check.
 
 The recount is deliberately simple and shares no code with the transforms that built the work tables
-(only the raw contract's event-time rule): if a transform, a work table or the publish step goes
-wrong, the two disagree.
+(only the raw contract's event-time rule, clock offsets included): if a transform, a work table or the
+publish step goes wrong, the two disagree.
 
 - **Metered energy per public station and local day**: the energy register samples that name their
   connector (`Energy.Active.Import.Register`, Outlet, no phase), per connector in time order, each
@@ -37,7 +37,8 @@ from pipelines.checks import CheckReport
 from pipelines.partitions import day_bounds
 from pipelines.quality.quarantine import Quarantine
 from pipelines.raw_index import RawIndex
-from pipelines.raw_reader import connector_sql, event_time_sql
+from pipelines.raw_reader import connector_sql, event_time_sql, shifted_source
+from pipelines.transforms.clock import has_offsets
 
 CHECK_NAME = "totals_reconcile_with_raw"
 ENERGY_TOLERANCE_KWH = 1.0
@@ -48,15 +49,18 @@ METER_LOOKBACK = timedelta(hours=2)
 MAX_W = 400_000.0
 
 
-def _source(files: list[Path]) -> str:
+def _source(files: list[Path], shifted: bool) -> str:
+    """The files, joined with their connections' clock offsets when `shifted` (`clock_offsets`,
+    registered by check_totals_reconcile), as the raw reader reads them."""
     if not files:
         return ""
     quoted = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+    source = f"read_parquet([{quoted}], union_by_name = true, hive_partitioning = false)"
+    return shifted_source(source) if shifted else source
 
 
-def _window(start: datetime, end: datetime, table: str, skew: float) -> str:
-    ev = event_time_sql(table, skew)
+def _window(start: datetime, end: datetime, table: str, skew: float, shifted: bool) -> str:
+    ev = event_time_sql(table, skew, shifted)
     return f"{ev} >= TIMESTAMPTZ '{start.isoformat()}' AND {ev} < TIMESTAMPTZ '{end.isoformat()}'"
 
 
@@ -65,13 +69,14 @@ def raw_energy_kwh(
 ) -> dict[str, float]:
     """Station → metered kWh on the local day, recounted from raw meter values."""
     start, end = day_bounds(day, tz)
-    src = _source(index.files_overlapping("meter_values", start - METER_LOOKBACK, end))
+    shifted = has_offsets(con)
+    src = _source(index.files_overlapping("meter_values", start - METER_LOOKBACK, end), shifted)
     if not src:
         return {}
-    ev = event_time_sql("meter_values", skew)
+    ev = event_time_sql("meter_values", skew, shifted)
     # A sample that names only its transaction takes the connector its transaction names elsewhere.
     tx_from = start - timedelta(days=max_session_days + 1)
-    tx_src = _source(index.files_overlapping("transaction_events", tx_from, end))
+    tx_src = _source(index.files_overlapping("transaction_events", tx_from, end), shifted)
     tx_conn = (
         f"SELECT charge_point_id AS cp, transaction_id AS tx, {connector_sql()} AS conn FROM {tx_src}"
         if tx_src
@@ -85,7 +90,7 @@ def raw_energy_kwh(
             FROM {src}
             WHERE measurand = 'Energy.Active.Import.Register' AND phase IS NULL
               AND coalesce(location, 'Outlet') = 'Outlet' AND value IS NOT NULL
-              AND {_window(start - METER_LOOKBACK, end, "meter_values", skew)}"""
+              AND {_window(start - METER_LOOKBACK, end, "meter_values", skew, shifted)}"""
     )
     rows = con.execute(
         f"""WITH m AS (SELECT * FROM recount_m),
@@ -123,14 +128,15 @@ def raw_session_starts(
 ) -> int:
     """Distinct transactions started on the local day at the given stations, from raw events."""
     start, end = day_bounds(day, tz)
-    src = _source(index.files_overlapping("transaction_events", start, end))
+    shifted = has_offsets(con)
+    src = _source(index.files_overlapping("transaction_events", start, end), shifted)
     if not src or not stations:
         return 0
     rows = con.execute(
         f"""SELECT charge_point_id, count(DISTINCT transaction_id) FROM {src}
             WHERE (source_action = 'StartTransaction' OR event_type = 'Started')
               AND transaction_id IS NOT NULL
-              AND {_window(start, end, "transaction_events", skew)}
+              AND {_window(start, end, "transaction_events", skew, shifted)}
             GROUP BY charge_point_id"""
     ).fetchall()
     return sum(int(n) for cp, n in rows if cp in stations)
@@ -173,6 +179,7 @@ def check_totals_reconcile(
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'; SET threads = 2")
+        index.register_clock_offsets(con)
         for day in days:
             if day in energy_days:
                 raw = raw_energy_kwh(con, index, day, tz, skew, settings.max_session_days)

@@ -22,6 +22,8 @@ _OPTIONS = (
     "round_energy_kwh",
     "round_power_kw",
     "clock_skew_minutes",
+    "clock_offset_min_seconds",
+    "clock_offset_max_spread_seconds",
     "max_session_days",
     "station_registry",
     "areas_geojson",

@@ -33,6 +33,16 @@ class PipelineSettings:
     clock_skew_minutes: float = opt(
         5.0, "Charger timestamps further ahead of their receipt time than this are replaced by it."
     )
+    clock_offset_min_seconds: float = opt(
+        60.0,
+        "A charger clock estimated to be off by more than this (live messages against their receipt, "
+        "or a bulk replay's shared clock) has its timestamps shifted by the offset (clock_corrected).",
+    )
+    clock_offset_max_spread_seconds: float = opt(
+        30.0,
+        "A clock offset is applied only when its live messages agree within this spread "
+        "(interquartile range of timestamp minus receipt time).",
+    )
     outage_offline_after: float = opt(
         2.0,
         "A charger silent on an open connection for more than this many heartbeat intervals counts as "

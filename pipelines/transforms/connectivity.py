@@ -139,10 +139,19 @@ def _signs_of_life(con: duckdb.DuckDBPyConnection, min_silence_s: float) -> dict
     return {c: _Life(a, b, [(g["a"], g["b"]) for g in gaps or []]) for c, a, b, gaps in rows}
 
 
+def _shifted(con: duckdb.DuckDBPyConnection, view: str) -> str:
+    """The predicate of a row whose timestamp was shifted by its clock offset (raw_reader views have
+    `clock_offset_s`; tests may register plain tables without it)."""
+    cols = {r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()}
+    return "clock_offset_s <> 0" if "clock_offset_s" in cols else "false"
+
+
 def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
     """Per connection: the earliest event time of a message it delivered late (see module doc)."""
     parts = [
-        f"SELECT connection_id, received_at, event_time FROM {t} WHERE NOT clock_corrected"
+        # Rows whose time was replaced by the receipt time say nothing; shifted ones do.
+        f"SELECT connection_id, received_at, event_time FROM {t} "
+        f"WHERE NOT clock_corrected OR {_shifted(con, t)}"
         for t in TIMESTAMPED
         if _has_view(con, t)
     ]

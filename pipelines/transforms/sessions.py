@@ -218,6 +218,8 @@ def resolve_sessions(con: duckdb.DuckDBPyConnection) -> list[Session]:
             ch_start, ch_end = _state_charging_times(tx.charging_states, tx.stop or plug_out)
         if ch_start is not None and ch_end is None:
             ch_end = tx.stop or plug_out
+        if ep is not None and ep.clock_corrected:
+            tx.clock_corrected = True  # its plug-in, charging or plug-out time was corrected
         sessions.append(Session(tx, plug_in, plug_out, ch_start, ch_end, plug_out is None, flags))
     return _drop_duplicate_starts(sessions)
 

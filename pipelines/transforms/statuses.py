@@ -93,6 +93,7 @@ class Episode:
     end: datetime | None
     charging_start: datetime | None
     charging_end: datetime | None
+    clock_corrected: bool = False  # some status that bounds it had its time corrected
 
 
 def occupancy_episodes(events: list[StatusEvent]) -> list[Episode]:
@@ -101,11 +102,13 @@ def occupancy_episodes(events: list[StatusEvent]) -> list[Episode]:
     ch_start: datetime | None = None
     ch_end: datetime | None = None
     charging = False
+    corrected = False
     for ev in events:
         cat = category(ev.status)
         if cat in OCCUPIED:
             if start is None:
-                start, ch_start, ch_end, charging = ev.time, None, None, False
+                start, ch_start, ch_end, charging, corrected = ev.time, None, None, False, False
+            corrected = corrected or ev.clock_corrected
             if cat == "charging" and not charging:
                 charging = True
                 ch_start = ch_start or ev.time
@@ -115,8 +118,8 @@ def occupancy_episodes(events: list[StatusEvent]) -> list[Episode]:
         elif start is not None:
             if charging:
                 ch_end = ev.time
-            episodes.append(Episode(start, ev.time, ch_start, ch_end))
+            episodes.append(Episode(start, ev.time, ch_start, ch_end, corrected or ev.clock_corrected))
             start, charging = None, False
     if start is not None:
-        episodes.append(Episode(start, None, ch_start, ch_end))
+        episodes.append(Episode(start, None, ch_start, ch_end, corrected))
     return episodes
