@@ -21,6 +21,7 @@ from pipelines.privacy import Pseudonymizer, load_master_key
 from pipelines.raw_index import RawIndex
 from pipelines.raw_reader import register_view
 from pipelines.reliability.port_states import write_port_states
+from pipelines.reliability.refusals import write_refusals
 from pipelines.storage import work_path, write_parquet
 from pipelines.transforms.availability import build_availability
 from pipelines.transforms.connectivity import OfflinePeriod, offline_periods, register_connectivity_views
@@ -90,6 +91,13 @@ def sessions_for_day(settings: Settings, index: RawIndex, day: date, pseudo: Pse
             _view(con, index, "meter_values", a, b, settings, cols)
 
         table = build_sessions(con, day, start, end, horizon, pseudo, register_meter)
+        # Refused authorizations never become sessions; the reliability datasets count them as failed
+        # starts (pipelines/reliability/refusals.py). Only the answers' small frames are read.
+        cols = ("received_at", "charge_point_id", "connection_id", "direction", "message_type", "message_id",
+                "action", "text")  # fmt: skip
+        register_view(con, "frames", index.files_overlapping("frames", start, end), start, end,
+                      skew_minutes=settings.clock_skew_minutes, columns=cols)  # fmt: skip
+        write_refusals(con, settings.data_dir, day, start, end)
     finally:
         con.close()
     path = work_path(settings.data_dir, "sessions", day)

@@ -704,7 +704,14 @@ STATION_SESSION_OUTCOMES_DAILY = Dataset(
         _outcome(
             "successful", "Sessions that delivered >= 1 kWh or charged >= 5 minutes, not ended by a fault."
         ),
-        _outcome("failed_to_start", "Transactions started that delivered no energy at all."),
+        _outcome(
+            "failed_to_start",
+            "Transactions started that delivered no energy at all, plus refused authorizations.",
+        ),
+        _outcome(
+            "refused_authorizations",
+            "Authorizations the backend refused on the day (counted in failed_to_start; no session).",
+        ),
         _outcome(
             "ended_in_fault", "Sessions stopped by a charger fault (stop reason or Faulted at the end)."
         ),

@@ -17,6 +17,7 @@ from pipelines.reliability.network import network_reliability
 from pipelines.reliability.outages import Outage, local_start_date, port_outages
 from pipelines.reliability.outcomes import session_outcomes
 from pipelines.reliability.port_states import PORT_STATES_SCHEMA
+from pipelines.reliability.refusals import REFUSALS_SCHEMA
 from pipelines.reliability.uptime import port_uptime_monthly
 from pipelines.storage import read_work
 from pipelines.transforms.availability import AVAILABILITY_SCHEMA
@@ -36,6 +37,7 @@ def _register_all(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
         ("w_port_states", "port_states", PORT_STATES_SCHEMA),
         ("w_all_sessions", "sessions", SESSION_SCHEMA),
         ("w_all_availability", "availability", AVAILABILITY_SCHEMA),
+        ("w_all_refusals", "refusals", REFUSALS_SCHEMA),
     ):
         con.register(view, read_work(settings.data_dir, name) or schema.empty_table())
 

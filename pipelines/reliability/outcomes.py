@@ -3,7 +3,9 @@
 Each session gets exactly one outcome, checked in this order (ChargeX KPI definitions are the
 anchor: a charging attempt succeeds when energy is delivered and the session ends as the driver
 intended, not by a fault):
-1. `failed_to_start`: the transaction started but no energy followed (0 Wh and no charging period);
+1. `failed_to_start`: the transaction started but no energy followed (0 Wh and no charging period),
+   plus every refused authorization of the day (`refused_authorizations`, refusals.py: an attempt
+   that the backend refused never becomes a session, but it is a failed start for the driver);
 2. `ended_in_fault`: it ended by a fault — a stop reason of the charger's own failure (FAULT_STOP_REASONS)
    or the port went Faulted between the plug-in and 2 minutes after the plug-out;
 3. `successful`: it delivered ≥ 1 kWh or charged for ≥ 5 minutes;
@@ -64,20 +66,38 @@ v AS (
         END AS first_of_visit
     FROM c
 ),
-d AS (
+d0 AS (
     SELECT date, station_id, area, count(*)::BIGINT AS sessions,
            count(*) FILTER (WHERE outcome = 'successful')::BIGINT AS successful,
-           count(*) FILTER (WHERE outcome = 'failed_to_start')::BIGINT AS failed_to_start,
+           count(*) FILTER (WHERE outcome = 'failed_to_start')::BIGINT AS failed_sessions,
            count(*) FILTER (WHERE outcome = 'ended_in_fault')::BIGINT AS ended_in_fault,
            count(*) FILTER (WHERE outcome = 'too_short')::BIGINT AS too_short,
            count(*) FILTER (WHERE first_of_visit)::BIGINT AS visits,
            count(*) FILTER (WHERE first_of_visit AND outcome = 'successful')::BIGINT AS first_ok,
            count(DISTINCT user_pseudonym) AS users
     FROM v GROUP BY ALL
+),
+rf AS (
+    SELECT r.date, r.station_id, coalesce(g.area, 'unknown') AS area, sum(r.refused)::BIGINT AS refused,
+           max(r.refused_cards) AS refused_cards
+    FROM w_all_refusals r JOIN reg g USING (station_id) WHERE g.access = 'public' GROUP BY ALL
+),
+d AS (
+    SELECT date, station_id, area,
+           coalesce(d0.sessions, 0)::BIGINT AS sessions, coalesce(d0.successful, 0)::BIGINT AS successful,
+           (coalesce(d0.failed_sessions, 0) + coalesce(rf.refused, 0))::BIGINT AS failed_to_start,
+           coalesce(rf.refused, 0)::BIGINT AS refused,
+           coalesce(d0.ended_in_fault, 0)::BIGINT AS ended_in_fault,
+           coalesce(d0.too_short, 0)::BIGINT AS too_short, coalesce(d0.visits, 0)::BIGINT AS visits,
+           coalesce(d0.first_ok, 0) AS first_ok,
+           -- Refused cards are people too; a union is at least its larger part (never overcounted).
+           greatest(coalesce(d0.users, 0), coalesce(rf.refused_cards, 0)) AS users
+    FROM d0 FULL JOIN rf USING (date, station_id, area)
 )
 SELECT date, station_id, area, sessions,
        CASE WHEN users >= {k} THEN successful END AS successful,
        CASE WHEN users >= {k} THEN failed_to_start END AS failed_to_start,
+       CASE WHEN users >= {k} THEN refused END AS refused_authorizations,
        CASE WHEN users >= {k} THEN ended_in_fault END AS ended_in_fault,
        CASE WHEN users >= {k} THEN too_short END AS too_short,
        CASE WHEN users >= {k} THEN visits END AS visits,
@@ -87,5 +107,5 @@ FROM d"""
 
 
 def session_outcomes(con: duckdb.DuckDBPyConnection, k: int) -> duckdb.DuckDBPyRelation:
-    """Reads `w_all_sessions`, `faulted_outages` and `reg`."""
+    """Reads `w_all_sessions`, `w_all_refusals`, `faulted_outages` and `reg`."""
     return con.sql(outcomes_sql(k))
