@@ -16,6 +16,24 @@
   const UTIL_COLOURS = ["#7fb3d5", "#4292c6", "#2171b5", "#08519c", "#08306b"];
   const UTIL_LABELS = ["< 10%", "10–25%", "25–50%", "50–75%", "≥ 75%"];
   const NO_UTIL_COLOUR = "#9aa3ad";
+  // Live status: /v1/live/status is polled (a conditional request, so an unchanged answer is a 304), not
+  // streamed, so the page needs no long-lived connection and works behind any proxy.
+  const LIVE_POLL_MS = 2000;
+  const LIVE_HIDDEN_POLL_MS = 15000;
+  const LIVE_LABELS = {
+    AVAILABLE: "Available",
+    CHARGING: "Charging",
+    RESERVED: "Reserved",
+    BLOCKED: "Blocked",
+    OUTOFORDER: "Out of order",
+    INOPERATIVE: "Inoperative",
+    PLANNED: "Planned",
+    REMOVED: "Removed",
+    UNKNOWN: "Unknown",
+  };
+  // A station's one-word state on the map: the first of these that one of its connectors is in.
+  const LIVE_PRECEDENCE = Object.keys(LIVE_LABELS);
+  const timeLabel = new Intl.DateTimeFormat("en", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   // ---- small helpers -------------------------------------------------------------------------------------
 
@@ -376,7 +394,15 @@
       });
       const utilText = typeof util === "number" ? percent.format(util) : "unknown";
       dot.append(svg("title", {}, `${s.station_id} ${s.name || ""} — utilisation ${utilText}`));
-      anchor.append(dot);
+      // The ring around the dot is the station's live state (filled in by applyLive).
+      const ring = svg("circle", {
+        class: "live-ring live-unknown",
+        cx: x(s.longitude),
+        cy: y(s.latitude),
+        r: 12.5,
+        "data-station-id": s.station_id,
+      });
+      anchor.append(ring, dot);
       dots.append(anchor);
     }
     map.append(labels, dots);
@@ -384,7 +410,15 @@
       UTIL_COLOURS.map((colour, i) => [swatch("circle", { cx: 7, cy: 7, r: 6, fill: colour }), UTIL_LABELS[i]]),
     );
     legend.prepend(el("li", { class: "legend-title" }, "Utilisation:"));
-    host.append(map, legend);
+    const liveLegend = legendList(
+      ["AVAILABLE", "CHARGING", "OUTOFORDER", "UNKNOWN"].map((state) => [
+        swatch("circle", { cx: 7, cy: 7, r: 5, class: `live-ring live-${state.toLowerCase()}` }),
+        liveLabel(state),
+      ]),
+    );
+    liveLegend.prepend(el("li", { class: "legend-title" }, "Ring, now:"));
+    host.append(map, legend, liveLegend);
+    applyLive();
   }
 
   function renderStationTable(stations, figures) {
@@ -392,7 +426,7 @@
     body.replaceChildren();
     if (stations.length === 0) {
       const row = el("tr");
-      row.append(el("td", { colspan: 8, class: "empty" }, "No public station in this release."));
+      row.append(el("td", { colspan: 9, class: "empty" }, "No public station in this release."));
       body.append(row);
       return;
     }
@@ -418,8 +452,100 @@
       } else {
         cell.textContent = "no data";
       }
-      row.append(cell);
+      row.append(cell, el("td", { class: "live" }, "…"));
       body.append(row);
+    });
+  }
+
+  // ---- live status: table cells and map rings, updated in place -----------------------------------------
+
+  const live = { byStation: null, etag: null, timer: null };
+
+  function liveByStation(rows) {
+    const byStation = new Map();
+    for (const row of rows) {
+      if (!byStation.has(row.station_id)) byStation.set(row.station_id, []);
+      byStation.get(row.station_id).push(row);
+    }
+    for (const list of byStation.values()) list.sort((a, b) => a.connector - b.connector);
+    return byStation;
+  }
+
+  function stationLiveState(rows) {
+    const states = new Set(rows.map((r) => r.status));
+    return LIVE_PRECEDENCE.find((s) => states.has(s)) || "UNKNOWN";
+  }
+
+  function liveLabel(status) {
+    return LIVE_LABELS[status] || LIVE_LABELS.UNKNOWN;
+  }
+
+  function applyLive() {
+    if (live.byStation === null) return;
+    for (const row of document.querySelectorAll("#station-table tbody tr[data-station-id]")) {
+      const cell = row.querySelector("td.live");
+      const rows = live.byStation.get(row.dataset.stationId) || [];
+      const chips = rows.map((r) => {
+        const chip = el("span", {
+          class: `live-chip live-${r.status.toLowerCase()}`,
+          "data-connector": r.connector,
+          "data-live-status": r.status,
+          title: `Connector ${r.connector}: ${liveLabel(r.status)} since ${r.since}`,
+        });
+        chip.append(el("span", { class: "connector" }, r.connector), ` ${liveLabel(r.status)}`);
+        return chip;
+      });
+      if (chips.length === 0) cell.replaceChildren(el("span", { class: "empty" }, "not in the live feed"));
+      else cell.replaceChildren(...chips);
+    }
+    for (const ring of document.querySelectorAll("#map circle.live-ring")) {
+      const rows = live.byStation.get(ring.dataset.stationId) || [];
+      const state = rows.length ? stationLiveState(rows) : "UNKNOWN";
+      ring.setAttribute("class", `live-ring live-${state.toLowerCase()}`);
+      ring.dataset.liveStatus = state;
+      ring.replaceChildren(svg("title", {}, `${ring.dataset.stationId}: ${liveLabel(state)} now`));
+    }
+  }
+
+  function setLiveNote(text, warn = false) {
+    const note = document.getElementById("live-note");
+    note.textContent = text;
+    note.classList.toggle("warn", warn);
+  }
+
+  async function pollLive() {
+    try {
+      // no-cache: the browser revalidates with If-None-Match every time, and the server answers 304
+      // while nothing changed; the ETag then tells that there is nothing to redraw.
+      const response = await fetch("/v1/live/status", { headers: { Accept: "application/json" }, cache: "no-cache" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const etag = response.headers.get("ETag");
+      if (etag === null || etag !== live.etag) {
+        const answer = await response.json();
+        live.byStation = liveByStation(answer.statuses);
+        live.etag = etag;
+        live.generatedAt = answer.generated_at;
+        applyLive();
+        document.body.dataset.live = "on";
+      }
+      setLiveNote(`Live connector status, checked ${timeLabel.format(new Date())}; ` +
+        `last change ${timeLabel.format(new Date(live.generatedAt))}.`);
+    } catch (error) {
+      setLiveNote(`The live status could not be loaded (${error.message}); trying again.`, true);
+    } finally {
+      live.timer = setTimeout(pollLive, document.hidden ? LIVE_HIDDEN_POLL_MS : LIVE_POLL_MS);
+    }
+  }
+
+  function startLive() {
+    if (live.timer !== null) return;
+    live.timer = setTimeout(pollLive, 0);
+    // Back from a background tab: look at once rather than after the slow background interval.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && live.timer !== null) {
+        clearTimeout(live.timer);
+        live.timer = setTimeout(pollLive, 0);
+      }
     });
   }
 
@@ -479,7 +605,7 @@
     );
     document.getElementById("chart").replaceChildren(el("p", { class: "empty" }, "No release yet."));
     document.getElementById("map").replaceChildren();
-    for (const [selector, columns] of [["#station-table tbody", 8], ["#dataset-table tbody", 5]]) {
+    for (const [selector, columns] of [["#station-table tbody", 9], ["#dataset-table tbody", 5]]) {
       const row = el("tr");
       row.append(el("td", { colspan: columns, class: "empty" }, "No release yet."));
       document.querySelector(selector).replaceChildren(row);
@@ -516,6 +642,7 @@
       renderMap(stations, figures);
     });
     renderStationTable(stations, figures);
+    startLive();
     renderDatasets(catalogue);
     fillExamples(catalogue.release, stations, areaDays.timeZone);
     setStatus(`Showing release ${catalogue.release}.`);
