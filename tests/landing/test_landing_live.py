@@ -4,48 +4,19 @@ open page shows it in its station table and on its map without being reloaded.""
 from __future__ import annotations
 
 import csv
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import orjson
 import pytest
 from playwright.sync_api import Browser
-from websockets.sync.client import ClientConnection, connect
 
 from tests.api.conftest import ApiServer
 from tests.landing.conftest import visit
+from tests.landing.sync_charger import sync_charger
 from tests.support.listener import RunningListener, make_listener
 
 SHOWN_WITHIN_MS = 20_000  # generous for a loaded CI machine; the latency itself is in benchmarks/live.py
-
-
-class Charger:
-    """An OCPP 1.6 charger speaking plain OCPP-J frames over a synchronous WebSocket.
-
-    Synchronous on purpose: Playwright's sync API holds this thread's event loop, so an asyncio client
-    cannot run beside it.
-    """
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self._ids = itertools.count(1)
-
-    def call(self, action: str, payload: dict[str, Any]) -> Any:
-        message_id = f"m{next(self._ids)}"
-        self.ws.send(orjson.dumps([2, message_id, action, payload]).decode())
-        while True:
-            frame = orjson.loads(self.ws.recv(timeout=10))
-            if frame[0] == 2:  # a call from the listener: not expected here, answered empty
-                self.ws.send(orjson.dumps([3, frame[1], {}]).decode())
-            elif frame[1] == message_id:
-                assert frame[0] == 3, frame
-                return frame[2]
-
-    def status(self, connector: int, status: str, error_code: str = "NoError") -> None:
-        self.call("StatusNotification", {"connectorId": connector, "errorCode": error_code, "status": status})
 
 
 @pytest.fixture
@@ -81,10 +52,7 @@ def test_a_real_chargers_status_change_shows_in_the_table_and_on_the_map_without
         page.evaluate("window.__sameDocument = 'yes'")
         chip = f'#station-table tr[data-station-id="{station}"] .live-chip[data-connector="%d"]'
         ring = f'#map circle.live-ring[data-station-id="{station}"]'
-        with connect(f"{live_listener.url}/{station}", subprotocols=["ocpp1.6"]) as ws:
-            cp = Charger(ws)
-            boot = cp.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
-            assert boot["status"] == "Accepted"
+        with sync_charger(live_listener.url, station) as cp:
             for n in range(1, connectors + 1):
                 cp.status(n, "Faulted", "GroundFailure")
             for n in range(1, connectors + 1):
