@@ -20,8 +20,9 @@ on one worker; the SSE stream serving 1,000 subscribers at 100 status changes/s 
 - **ocpi**: `wrk` (apt-get install wrk), one thread, 50 connections, against one API worker over a
   snapshot of every EVSE: `limit=100` at offset 0, and at a random offset per request (a Lua script).
 - **sse**: `--subscribers` Server-Sent-Event clients in two load processes (resumed with Last-Event-ID
-  so that none downloads the initial snapshot), while this process rewrites the snapshot 10 times a
-  second with 10 changed connectors each (100 changes/s, every EVSE at most once). Delivery latency is
+  so that none downloads the initial snapshot), while this process plays 10 listener processes: 10
+  snapshot files of 500 stations, one rewritten every 0.1 s with 10 changed connectors (100 changes/s,
+  each file once a second as a listener's throttle allows, every EVSE at most once). Delivery latency is
   from the moment a change is written to the moment a subscriber reads it (so it includes the API's
   `--live-poll`, 0.25 s); printed p50/p99/max over every (subscriber, change) pair, events missed, and
   the API's CPU share.
@@ -452,15 +453,27 @@ CHANGES_PER_BATCH = 10
 BATCH_EVERY = 0.1  # s: 10 batches a second of 10 changes = 100 status changes/s
 
 
-def change_index(station: int, connector: int) -> int:
-    return station * 2 + connector - 1
+WRITERS = 10  # snapshot files, as 10 listener processes would write them (each at most once a second)
+
+
+def change_of(k: int) -> tuple[int, int, int]:
+    """Change k: (batch, station, connector). Batch b rewrites file b % WRITERS, with 10 new EVSEs of it."""
+    batch, j = divmod(k, CHANGES_PER_BATCH)
+    writer, round_ = batch % WRITERS, batch // WRITERS
+    station = writer + WRITERS * (round_ * (CHANGES_PER_BATCH // 2) + j // 2)
+    return batch, station, j % 2 + 1
+
+
+def batch_of(station: int, connector: int) -> int:
+    writer, q = station % WRITERS, station // WRITERS
+    return (q // (CHANGES_PER_BATCH // 2)) * WRITERS + writer
 
 
 async def sse_client(spec: dict[str, Any]) -> None:
-    """Load process: `spec["subscribers"]` raw SSE connections; prints "ready", reads t0 from stdin."""
+    """Load process: `spec["subscribers"]` raw SSE connections; prints "ready", starts on a line on stdin."""
     host, port, last_id = "127.0.0.1", spec["port"], spec["last_event_id"]
     expected = spec["changes"]
-    lat = array.array("f")
+    batches, times = array.array("H"), array.array("d")  # per event: its batch and when it was read
     got = [0] * spec["subscribers"]
     request = (f"GET /v1/live/changes HTTP/1.0\r\nHost: {host}\r\nLast-Event-ID: {last_id}\r\n"
                "Accept: text/event-stream\r\n\r\n").encode()  # fmt: skip
@@ -472,7 +485,7 @@ async def sse_client(spec: dict[str, Any]) -> None:
     for reader, _ in conns:
         await reader.readuntil(b"\r\n\r\n")
     print("ready", flush=True)
-    t0 = float(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # the start signal
     deadline = time.monotonic() + spec["duration"] + 15
 
     async def read(n: int, reader: asyncio.StreamReader) -> None:
@@ -489,14 +502,15 @@ async def sse_client(spec: dict[str, Any]) -> None:
             cut = data.rfind(b"\n")
             tail = data[cut + 1 :]
             for m in UID.finditer(data, 0, cut + 1):
-                k = change_index(int(m.group(1)), int(m.group(2)))
-                lat.append(now - (t0 + (k // CHANGES_PER_BATCH) * BATCH_EVERY))
+                batches.append(batch_of(int(m.group(1)), int(m.group(2))))
+                times.append(now)
                 got[n] += 1
 
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     await asyncio.gather(*(read(n, r) for n, (r, _) in enumerate(conns)))
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    Path(spec["latency_file"]).write_bytes(lat.tobytes())
+    Path(spec["latency_file"]).write_bytes(batches.tobytes())
+    Path(spec["latency_file"] + ".t").write_bytes(times.tobytes())
     for _, writer in conns:
         writer.close()
     cpu = usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime
@@ -509,11 +523,19 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
     changes = min(args.evses, int(args.sse_seconds / BATCH_EVERY) * CHANGES_PER_BATCH)
     data = work / "sse" / "data"
     write_registry(data, stations)
-    path = data / snapshot_key(BACKGROUND)
-    path.parent.mkdir(parents=True)
     at = iso()
-    chargers = [charger_state(i, ("Available", "Available"), at) for i in range(stations)]
-    path.write_bytes(snapshot_to_bytes(Snapshot(BACKGROUND, at, chargers)))
+    chargers = {i: charger_state(i, ("Available", "Available"), at) for i in range(stations)}
+    paths = [data / snapshot_key(f"bench-writer-{w}") for w in range(WRITERS)]
+    paths[0].parent.mkdir(parents=True)
+
+    def write(w: int, now: str) -> None:
+        mine = [c for i, c in chargers.items() if i % WRITERS == w]
+        tmp = paths[w].with_suffix(".tmp")
+        tmp.write_bytes(snapshot_to_bytes(Snapshot(f"bench-writer-{w}", now, mine)))
+        os.replace(tmp, paths[w])
+
+    for w in range(WRITERS):
+        write(w, at)
     api = start_api(data, work)
     loads: list[subprocess.Popen[str]] = []
     try:
@@ -541,18 +563,18 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
             assert load.stdin is not None
             load.stdin.write(f"{t0}\n")
             load.stdin.flush()
-        cpu0, lags = cpu_seconds(api.proc.pid), []
+        cpu0, lags, written = cpu_seconds(api.proc.pid), [], []
         for batch in range(changes // CHANGES_PER_BATCH):
             planned = t0 + batch * BATCH_EVERY
             time.sleep(max(0.0, planned - time.time()))
             now = iso()
             for k in range(batch * CHANGES_PER_BATCH, (batch + 1) * CHANGES_PER_BATCH):
-                connector = chargers[k // 2].connectors[k % 2]
+                _, station, n = change_of(k)
+                connector = chargers[station].connectors[n - 1]
                 connector.status, connector.updated_at = "Charging", now
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(snapshot_to_bytes(Snapshot(BACKGROUND, now, chargers)))
-            os.replace(tmp, path)
-            lags.append(time.time() - planned)
+            write(batch % WRITERS, now)
+            written.append(time.time())
+            lags.append(written[-1] - planned)
         cpu1 = cpu_seconds(api.proc.pid)
         results = []
         for load in loads:
@@ -563,9 +585,12 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
             if load.poll() is None:
                 load.kill()
         api.stop()
+    # Delivery is measured from the moment the batch's snapshot file was in place (os.replace returned).
     lat: list[float] = []
     for n in range(len(loads)):
-        lat.extend(array.array("f", (work / f"sse-lat-{n}.bin").read_bytes()))
+        batches = array.array("H", (work / f"sse-lat-{n}.bin").read_bytes())
+        times = array.array("d", (work / f"sse-lat-{n}.bin.t").read_bytes())
+        lat.extend(t - written[b] for b, t in zip(batches, times, strict=True))
     expected = changes * args.subscribers
     received = sum(r["received"] for r in results)
     duration = changes / (CHANGES_PER_BATCH / BATCH_EVERY)

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from api.formats import CSV_MEDIA, GEOJSON_MEDIA, JSON_MEDIA, csv_bytes, geojson_features
 from api.live import datex, ocpi
 from api.live.ocpi import OcpiError, Party, etag_of
-from api.live.source import LiveSource, status_row
+from api.live.source import LiveSource, status_rows
 from api.live.view import LiveView
 
 KEEPALIVE_S = 15.0
@@ -224,7 +224,7 @@ def register(router: APIRouter) -> None:
 
 
 def _status_body(view: LiveView, format: LiveFormat) -> bytes:
-    rows = [status_row(loc, evse) for loc, evse in view.evses()]
+    rows = status_rows(view)
     if format is LiveFormat.csv:
         return csv_bytes(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA))
     generated = ocpi.ocpi_time(view.last_modified)
