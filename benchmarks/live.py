@@ -536,7 +536,8 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
 
     for w in range(WRITERS):
         write(w, at)
-    api = start_api(data, work)
+    # Every open stream is a connection: 1,000 subscribers need more than the default limit of 1,000.
+    api = start_api(data, work, "--api-max-connections", str(args.subscribers + 100))
     loads: list[subprocess.Popen[str]] = []
     try:
         # One id of this API process, so that the subscribers resume after it (no snapshot download).
