@@ -526,12 +526,14 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
     at = iso()
     chargers = {i: charger_state(i, ("Available", "Available"), at) for i in range(stations)}
     paths = [data / snapshot_key(f"bench-writer-{w}") for w in range(WRITERS)]
+    mine_of = [[c for i, c in chargers.items() if i % WRITERS == w] for w in range(WRITERS)]
     paths[0].parent.mkdir(parents=True)
 
     def write(w: int, now: str) -> None:
-        mine = [c for i, c in chargers.items() if i % WRITERS == w]
+        mine = mine_of[w]
         tmp = paths[w].with_suffix(".tmp")
-        tmp.write_bytes(snapshot_to_bytes(Snapshot(f"bench-writer-{w}", now, mine)))
+        # As the listener writes it (ingest/live_state.py): orjson, sorted keys.
+        tmp.write_bytes(orjson.dumps(Snapshot(f"bench-writer-{w}", now, mine), option=orjson.OPT_SORT_KEYS))
         os.replace(tmp, paths[w])
 
     for w in range(WRITERS):

@@ -9,6 +9,9 @@ for at most `live_max_age` seconds. Bodies are rendered once per view and kept o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -65,6 +68,33 @@ def _not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     return False
 
 
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+# Compressed bodies by ETag (the ETag names the exact bytes): a changed feed is compressed once, on the
+# worker thread of the first request that wants it (zlib lets go of the GIL), not by the gzip layer
+# on the event loop for every poller. A few entries: the current answers of each feed and format.
+_GZIPPED: OrderedDict[str, bytes] = OrderedDict()
+_GZIPPED_ENTRIES = 32
+_GZIP_FROM = 1024  # bytes; smaller answers go out as they are, like the gzip layer does
+
+
+def gzipped(body: bytes, etag: str) -> bytes:
+    found = _GZIPPED.get(etag)
+    if found is None:
+        found = gzip.compress(body, compresslevel=6, mtime=0)
+        _GZIPPED[etag] = found
+        while len(_GZIPPED) > _GZIPPED_ENTRIES:
+            with contextlib.suppress(KeyError):
+                _GZIPPED.popitem(last=False)
+    return found
+
+
 def answer(
     request: Request,
     body: bytes,
@@ -77,10 +107,14 @@ def answer(
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified.astimezone(UTC), usegmt=True),
         "Cache-Control": f"public, max-age={request.app.state.live_max_age}",
+        "Vary": "Accept-Encoding",
         **(headers or {}),
     }
     if _not_modified(request, etag, last_modified):
         return Response(status_code=304, headers=common)
+    if len(body) >= _GZIP_FROM and _accepts_gzip(request):
+        # The gzip layer passes an answer that already has a Content-Encoding through untouched.
+        return Response(gzipped(body, etag), media_type=media, headers={**common, "Content-Encoding": "gzip"})
     return Response(body, media_type=media, headers=common)
 
 
