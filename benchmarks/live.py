@@ -152,12 +152,16 @@ class Proc:
                 self.proc.wait(10)
 
 
+NICE = {"api": 0}  # --api-nice: a diagnostic on a shared machine (is the API slow, or starved of CPU?)
+
+
 def spawn(
     name: str, args: list[str], work: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     log = open(work / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
+    nice = NICE.get(name, 0)
     return subprocess.Popen(
-        [sys.executable, "-m", "ocpp_opendata.cli", *args],
+        [*(["nice", "-n", str(nice)] if nice else []), sys.executable, "-m", "ocpp_opendata.cli", *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "OCPP_OPENDATA_LOG_LEVEL": "WARNING", **(env or {})},
@@ -631,15 +635,19 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--sse-seconds", type=float, default=15.0, help="length of the 100 changes/s load")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep data and logs here")
+    parser.add_argument(
+        "--api-nice", type=int, default=0, help="run the API at this nice value (diagnostic, e.g. -5)"
+    )
     args = parser.parse_args()
+    NICE["api"] = args.api_nice
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-live-"))
     work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
-    print(
-        f"live feeds benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load:.1f}, work {work}"
-    )
+    niced = f", API at nice {args.api_nice}" if args.api_nice else ""
+    print(f"live feeds benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load:.1f}{niced}, "
+          f"work {work}")  # fmt: skip
     failed = []
     for name in args.parts.split(","):
         print(f"[{name}]", flush=True)

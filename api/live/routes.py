@@ -334,7 +334,9 @@ async def _events(source: LiveSource, resume: str | None) -> AsyncIterator[bytes
         idle = 0.0
         while not source.closing:
             try:
-                item = await asyncio.wait_for(queue.get(), 1.0)
+                # asyncio.timeout, not wait_for: no task per wait (a thousand subscribers wake together).
+                async with asyncio.timeout(1.0):
+                    item = await queue.get()
             except TimeoutError:
                 idle += 1.0
                 if idle >= KEEPALIVE_S:
