@@ -152,6 +152,7 @@ class Proc:
                 self.proc.wait(10)
 
 
+PROFILE: dict[str, list[str]] = {}  # set by hand to ["-m", "cProfile", "-o", path] to profile the API
 NICE = {"api": 0}  # --api-nice: a diagnostic on a shared machine (is the API slow, or starved of CPU?)
 
 
@@ -161,7 +162,14 @@ def spawn(
     log = open(work / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the process's life
     nice = NICE.get(name, 0)
     return subprocess.Popen(
-        [*(["nice", "-n", str(nice)] if nice else []), sys.executable, "-m", "ocpp_opendata.cli", *args],
+        [
+            *(["nice", "-n", str(nice)] if nice else []),
+            sys.executable,
+            *PROFILE.get(name, []),
+            "-m",
+            "ocpp_opendata.cli",
+            *args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "OCPP_OPENDATA_LOG_LEVEL": "WARNING", **(env or {})},
@@ -408,8 +416,9 @@ def wrk(url: str, seconds: int, script: Path | None = None) -> tuple[float, str,
         cmd += ["-s", str(script)]
     text = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
-    p50 = re.search(r"50%\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+    # The "Latency Distribution" lines ("     50%   17.42ms"), not the +/- Stdev column's percentages.
+    p50 = re.search(r"^\s+50%\s+(\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+(\S+)$", text, re.M).group(1)  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if errors:
         raise RuntimeError(f"wrk saw {errors.group(1)} error answers:\n{text}")
