@@ -1,6 +1,6 @@
 """Benchmark of the live feeds (issue 17): latency, OCPI throughput and SSE fan-out, on loopback only.
 
-    python benchmarks/live.py [--parts latency,store,ocpi,sse] [--evses 10000] [--changes 30]
+    python benchmarks/live.py [--parts latency,store,redis,ocpi,sse] [--evses 10000] [--changes 30]
 
 Every part starts real processes (`ocpp-opendata listen`, `ocpp-opendata serve`, SeaweedFS for the
 store part) on free loopback ports in a temporary folder, over a registry of `--evses` public EVSEs
@@ -17,6 +17,8 @@ on one worker; the SSE stream serving 1,000 subscribers at 100 status changes/s 
   every 100 ms with If-None-Match) and `/v1/live/status` (likewise). Printed: p50/p99/max per feed and
   for "all feeds" (the slowest of the four per change). Pauses between changes are random (0.2-1.5 s),
   so some changes fall into the listener's one-write-a-second throttle.
+- **redis**: the same with listener and API sharing only a redis-server (`--operator-broker` on both,
+  no common files): the API applies the listener's status events.
 - **ocpi**: `wrk` (apt-get install wrk), one thread, 50 connections, against one API worker over a
   snapshot of every EVSE: `limit=100` at offset 0, and at a random offset per request (a Lua script).
 - **sse**: `--subscribers` Server-Sent-Event clients in two load processes (resumed with Last-Event-ID
@@ -400,6 +402,44 @@ def part_store(args: argparse.Namespace, work: Path) -> bool:
     return print_latency(f"object store (SeaweedFS S3, shared only), {args.evses:,} EVSEs", lat)
 
 
+def part_redis(args: argparse.Namespace, work: Path) -> bool:
+    """Listener and API share only Redis (--operator-broker); the API's view still holds every EVSE."""
+    import redis
+
+    stations = args.evses // 2
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                if redis.Redis.from_url(url).ping():
+                    break
+            time.sleep(0.05)
+        listener_dir, api_dir = work / "redis" / "listener", work / "redis" / "api"
+        write_registry(listener_dir, stations)
+        write_registry(api_dir, stations)
+        listener = start_listener(listener_dir, work, "--operator-broker", url)
+        api = start_api(api_dir, work, "--operator-broker", url)
+        try:
+            client = redis.Redis.from_url(url)
+            for _ in range(300):
+                if client.pubsub_numsub("ocpp-opendata:live")[0][1] >= 1:
+                    break
+                time.sleep(0.1)
+            lat = asyncio.run(measure_latency(listener, api, args.chargers, args.changes))
+        finally:
+            api.stop()
+            listener.stop()
+    finally:
+        server.terminate()
+        server.wait(10)
+    return print_latency(f"Redis only (--operator-broker, no shared files), {args.evses:,} EVSEs", lat)
+
+
 # ---- OCPI throughput --------------------------------------------------------------------------------
 
 RANDOM_OFFSET_LUA = """
@@ -626,7 +666,13 @@ def part_sse(args: argparse.Namespace, work: Path) -> bool:
 
 # ---- main -------------------------------------------------------------------------------------------
 
-PARTS = {"latency": part_latency, "store": part_store, "ocpi": part_ocpi, "sse": part_sse}
+PARTS = {
+    "latency": part_latency,
+    "store": part_store,
+    "redis": part_redis,
+    "ocpi": part_ocpi,
+    "sse": part_sse,
+}
 
 
 def main() -> None:
@@ -636,7 +682,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--parts", default="latency,store,ocpi,sse")
+    parser.add_argument("--parts", default="latency,store,redis,ocpi,sse")
     parser.add_argument("--evses", type=int, default=10_000, help="public EVSEs (stations of two)")
     parser.add_argument("--chargers", type=int, default=50, help="real chargers in the latency parts")
     parser.add_argument("--changes", type=int, default=30, help="measured status changes per latency part")

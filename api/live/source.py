@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from api.live.broker import BrokerSubscriber, Overlay
 from api.live.view import LiveView, build_view, next_offline_moment
 from ocpp_opendata.live import (
     LIVE_PREFIX,
@@ -81,6 +82,7 @@ class LiveSource:
         offline_after: float | None,
         default_heartbeat: int,
         store: Store | None = None,
+        broker: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.registry_path = registry_path
@@ -99,6 +101,10 @@ class LiveSource:
         self._snapshots: list[Snapshot] = []
         self._snap_files: dict[str, tuple[Any, Snapshot]] = {}
         self._offline_memo: dict[str, tuple[ChargerState, datetime | None]] = {}
+        # Redis (--operator-broker): status events applied on top of the snapshots, waking the refresh.
+        self.overlay = Overlay()
+        self._wake: asyncio.Event | None = None
+        self._broker = BrokerSubscriber(broker, self.overlay, self._woken) if broker else None
         self._registry: dict[str, RegistryStation] = {}
         self._static_since = datetime.fromtimestamp(0, UTC)
         self._wake_at: datetime | None = None
@@ -181,9 +187,11 @@ class LiveSource:
             self._snap_sig = sig
             self._snapshots = self._read_snapshots(sig)
             changed = True
+        if self.overlay.dirty:
+            changed = True
         if not changed and (self._wake_at is None or now < self._wake_at):
             return []
-        chargers: dict[str, ChargerState] = merge_snapshots(self._snapshots)
+        chargers: dict[str, ChargerState] = self.overlay.apply(merge_snapshots(self._snapshots))
         view = build_view(
             self._registry,
             chargers,
@@ -267,9 +275,18 @@ class LiveSource:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
+    def _woken(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
     async def _run(self) -> None:
+        self._wake = asyncio.Event()
         while True:
-            await asyncio.sleep(self.poll)
+            # A broker event ends the wait at once; otherwise the next poll of the snapshots.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 rows = await asyncio.to_thread(self.refresh)
             except Exception:
@@ -279,6 +296,8 @@ class LiveSource:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._broker is not None:
+            self._broker.start()
         self._watch_signals()
 
     def _watch_signals(self) -> None:
@@ -303,6 +322,8 @@ class LiveSource:
 
     async def stop(self) -> None:
         self.closing = True
+        if self._broker is not None:
+            await self._broker.stop()
         for queue in list(self.subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
