@@ -76,18 +76,17 @@ class LiveView:
     by_id: dict[str, LocationView] = field(default_factory=dict)
     last_modified: datetime = field(init=False)  # the newest last_updated shown (static_since if none)
     cache: dict[Any, Any] = field(default_factory=dict)
+    # What each location was built from (location_inputs) and the charger object it came from, so the
+    # next build can reuse unchanged ones; wake_at: the next moment an online charger goes offline.
+    inputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    sources: dict[str, ChargerState | None] = field(default_factory=dict)
+    wake_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {loc.station.station_id: loc for loc in self.locations}
         # Computed once: every polled answer's Last-Modified reads it, and a scan of 10,000 EVSEs per
         # request halved the OCPI request rate.
         self.last_modified = max((loc.last_updated for loc in self.locations), default=self.static_since)
-
-    # What each location was built from (location_inputs) and the charger object it came from, so the
-    # next build can reuse unchanged ones; wake_at: the next moment an online charger goes offline.
-    inputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    sources: dict[str, ChargerState | None] = field(default_factory=dict)
-    wake_at: datetime | None = None
 
     def same_as(self, other: LiveView) -> bool:
         """True when this view renders the same answers as `other` (every location carried over)."""
@@ -96,9 +95,6 @@ class LiveView:
             and len(self.locations) == len(other.locations)
             and all(a is b for a, b in zip(self.locations, other.locations, strict=True))
         )
-
-    def evses(self) -> list[tuple[LocationView, EvseView]]:
-        return [(loc, evse) for loc in self.locations for evse in loc.evses]
 
 
 def evse_uid(station_id: str, number: int) -> str:
