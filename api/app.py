@@ -69,6 +69,7 @@ def live_source(settings: Settings) -> LiveSource:
         settings.live_offline_after,
         settings.heartbeat_interval,
         store_for(settings) if settings.store else None,
+        settings.operator_broker or None,
     )
 
 

@@ -123,7 +123,8 @@ def _site(loc: LocationView, party: Party, version: str) -> dict[str, Any] | Non
 
 def table_publication(view: LiveView, party: Party) -> dict[str, Any]:
     version = table_version(view)
-    sites = [s for s in (_site(loc, party, version) for loc in view.locations) if s is not None]
+    found = (loc.memoized("datex-site", lambda loc=loc: _site(loc, party, version)) for loc in view.locations)
+    sites = [s for s in found if s is not None]
     return {
         "payload": {
             **PAYLOAD_HEAD,
@@ -141,31 +142,10 @@ def table_publication(view: LiveView, party: Party) -> dict[str, Any]:
 
 def status_publication(view: LiveView, party: Party) -> dict[str, Any]:
     version = table_version(view)
-    sites = []
-    for loc in view.locations:
-        if loc.station.latitude is None or loc.station.longitude is None:
-            continue  # not in the table either
-        updated = ocpi_time(loc.last_updated)
-        points = [
-            {
-                "aegiElectricChargingPointStatus": {
-                    "reference": _ref(refill_point_id(evse), version),
-                    "lastUpdated": ocpi_time(evse.since),
-                    "status": {"value": evse.datex},
-                }
-            }
-            for evse in loc.evses
-        ]
-        sid = loc.station.station_id
-        sites.append(
-            {
-                "reference": _ref(sid, version),
-                "lastUpdated": updated,
-                "energyInfrastructureStationStatus": [
-                    {"reference": _ref(sid, version), "lastUpdated": updated, "refillPointStatus": points}
-                ],
-            }
-        )
+    found = (
+        loc.memoized("datex-status", lambda loc=loc: _site_status(loc, version)) for loc in view.locations
+    )
+    sites = [s for s in found if s is not None]
     return {
         "payload": {
             **PAYLOAD_HEAD,
@@ -179,4 +159,28 @@ def status_publication(view: LiveView, party: Party) -> dict[str, Any]:
                 "energyInfrastructureSiteStatus": sites,
             },
         }
+    }
+
+
+def _site_status(loc: LocationView, version: str) -> dict[str, Any] | None:
+    if loc.station.latitude is None or loc.station.longitude is None:
+        return None  # not in the table either
+    updated = ocpi_time(loc.last_updated)
+    points = [
+        {
+            "aegiElectricChargingPointStatus": {
+                "reference": _ref(refill_point_id(evse), version),
+                "lastUpdated": ocpi_time(evse.since),
+                "status": {"value": evse.datex},
+            }
+        }
+        for evse in loc.evses
+    ]
+    sid = loc.station.station_id
+    return {
+        "reference": _ref(sid, version),
+        "lastUpdated": updated,
+        "energyInfrastructureStationStatus": [
+            {"reference": _ref(sid, version), "lastUpdated": updated, "refillPointStatus": points}
+        ],
     }

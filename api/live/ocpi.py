@@ -140,18 +140,25 @@ class Rendered:
     skipped: int
 
 
+def _encoded(loc: LocationView, party: Party, static_since: datetime) -> tuple[dict[str, Any] | None, bytes]:
+    obj = location_object(loc, party, static_since)
+    return obj, (orjson.dumps(obj) if obj is not None else b"")
+
+
 def rendered(view: LiveView, party: Party) -> Rendered:
     found = view.cache.get("ocpi")
     if found is None:
         ids, updated, encoded, objects, skipped = [], [], [], {}, 0
         for loc in view.locations:
-            obj = location_object(loc, party, view.static_since)
+            # The party is the app's, fixed for its life, and static_since is part of a location's
+            # inputs: a memo made for one view is right for every view the location is carried into.
+            obj, body = loc.memoized("ocpi", lambda loc=loc: _encoded(loc, party, view.static_since))
             if obj is None:
                 skipped += 1
                 continue
             ids.append(loc.station.station_id)
             updated.append(loc.last_updated)
-            encoded.append(orjson.dumps(obj))
+            encoded.append(body)
             objects[loc.station.station_id] = obj
         found = view.cache["ocpi"] = Rendered(ids, updated, encoded, objects, skipped)
     return found  # type: ignore[no-any-return]

@@ -9,6 +9,9 @@ for at most `live_max_age` seconds. Bodies are rendered once per view and kept o
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -26,7 +29,7 @@ from api.errors import error_response
 from api.formats import CSV_MEDIA, GEOJSON_MEDIA, JSON_MEDIA, csv_bytes, geojson_features
 from api.live import datex, ocpi
 from api.live.ocpi import OcpiError, Party, etag_of
-from api.live.source import LiveSource, status_row
+from api.live.source import LiveSource, status_rows
 from api.live.view import LiveView
 
 KEEPALIVE_S = 15.0
@@ -48,6 +51,33 @@ def _party(request: Request) -> Party:
     return request.app.state.live_party  # type: ignore[no-any-return]
 
 
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            return params.replace(" ", "").lower() not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+# Compressed bodies by ETag (the ETag names the exact bytes): a changed feed is compressed once, on the
+# worker thread of the first request that wants it (zlib lets go of the GIL), not by the gzip layer
+# on the event loop for every poller. A few entries: the current answers of each feed and format.
+_GZIPPED: OrderedDict[str, bytes] = OrderedDict()
+_GZIPPED_ENTRIES = 32
+_GZIP_FROM = 1024  # bytes; smaller answers go out as they are, like the gzip layer does
+
+
+def gzipped(body: bytes, etag: str) -> bytes:
+    found = _GZIPPED.get(etag)
+    if found is None:
+        found = gzip.compress(body, compresslevel=6, mtime=0)
+        _GZIPPED[etag] = found
+        while len(_GZIPPED) > _GZIPPED_ENTRIES:
+            with contextlib.suppress(KeyError):
+                _GZIPPED.popitem(last=False)
+    return found
+
+
 def answer(
     request: Request,
     body: bytes,
@@ -60,6 +90,7 @@ def answer(
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified.astimezone(UTC), usegmt=True),
         "Cache-Control": f"public, max-age={request.app.state.live_max_age}",
+        "Vary": "Accept-Encoding",
         **(headers or {}),
     }
     condition = evaluate(dict(request.headers), etag, last_modified.timestamp())
@@ -67,6 +98,9 @@ def answer(
         return error_response(412, "precondition failed: If-Match or If-Unmodified-Since", {"ETag": etag})
     if condition == NOT_MODIFIED:
         return Response(status_code=304, headers=common)
+    if len(body) >= _GZIP_FROM and _accepts_gzip(request):
+        # The gzip layer passes an answer that already has a Content-Encoding through untouched.
+        return Response(gzipped(body, etag), media_type=media, headers={**common, "Content-Encoding": "gzip"})
     return Response(body, media_type=media, headers=common)
 
 
@@ -94,14 +128,34 @@ def _int_param(request: Request, name: str, default: int, low: int) -> int:
     return int(raw)
 
 
-def _ocpi_list(request: Request) -> Response:
-    view = _source(request).view
-    party = _party(request)
+def _ready(request: Request, found: Any) -> bool:
+    """True when the answer's bytes (`found`: a cached (body, etag) or Page) need no more work: the
+    route can answer on the event loop without a thread-pool hop (about half the cost of a cached
+    answer). Anything to render or compress goes to a worker thread instead."""
+    if found is None:
+        return False
+    body, etag = (found.body, found.etag) if isinstance(found, ocpi.Page) else found
+    return len(body) < _GZIP_FROM or etag in _GZIPPED or not _accepts_gzip(request)
+
+
+async def _soon(request: Request, found: Any, make: Callable[[], Response]) -> Response:
+    return make() if _ready(request, found) else await asyncio.to_thread(make)
+
+
+def _ocpi_query(request: Request) -> tuple[int, int, datetime | None, datetime | None]:
     offset = _int_param(request, "offset", 0, 0)
     limit = min(_int_param(request, "limit", ocpi.MAX_LIMIT, 1), ocpi.MAX_LIMIT)
     raw_from, raw_to = request.query_params.get("date_from"), request.query_params.get("date_to")
     date_from = ocpi.parse_ocpi_time("date_from", raw_from) if raw_from else None
     date_to = ocpi.parse_ocpi_time("date_to", raw_to) if raw_to else None
+    return offset, limit, date_from, date_to
+
+
+def _ocpi_list(
+    request: Request, view: LiveView, query: tuple[int, int, datetime | None, datetime | None]
+) -> Response:
+    party = _party(request)
+    offset, limit, date_from, date_to = query
     result = ocpi.page(view, party, offset, limit, date_from, date_to)
     headers = {"X-Total-Count": str(result.total), "X-Limit": str(ocpi.MAX_LIMIT)}
     if result.next_offset is not None:
@@ -123,7 +177,7 @@ def _ocpi_object(request: Request, key: tuple[str, ...], find: Callable[[LiveVie
 
 def register(router: APIRouter) -> None:
     @router.get("/ocpi/2.2.1/locations", summary="OCPI 2.2.1 Locations (sender interface, paginated)")
-    def ocpi_locations(
+    async def ocpi_locations(
         request: Request,
         offset: Annotated[str | None, Query(description="Index of the first Location (default 0).")] = None,
         limit: Annotated[str | None, Query(description=f"Most Locations (at most {ocpi.MAX_LIMIT}).")] = None,
@@ -131,7 +185,10 @@ def register(router: APIRouter) -> None:
         date_to: Annotated[str | None, Query(description="last_updated before (RFC 3339).")] = None,
     ) -> Response:
         try:
-            return _ocpi_list(request)
+            query = _ocpi_query(request)
+            view = _source(request).view
+            found = view.cache.get(("page", *query))
+            return await _soon(request, found, lambda: _ocpi_list(request, view, query))
         except OcpiError as exc:
             return ocpi_error(exc)
 
@@ -165,28 +222,44 @@ def register(router: APIRouter) -> None:
             return ocpi_error(exc)
 
     @router.get("/datex2/v3/table", summary="DATEX II v3.5 AFIR EnergyInfrastructureTablePublication (JSON)")
-    def datex_table(request: Request) -> Response:
+    async def datex_table(request: Request) -> Response:
         view, party = _source(request).view, _party(request)
-        body, etag = cached(view, "datex-table", lambda: orjson.dumps(datex.table_publication(view, party)))
-        return answer(request, body, etag, view.static_since, JSON_MEDIA)
+
+        def make() -> Response:
+            body, etag = cached(
+                view, "datex-table", lambda: orjson.dumps(datex.table_publication(view, party))
+            )
+            return answer(request, body, etag, view.static_since, JSON_MEDIA)
+
+        return await _soon(request, view.cache.get("datex-table"), make)
 
     @router.get(
         "/datex2/v3/status", summary="DATEX II v3.5 AFIR EnergyInfrastructureStatusPublication (JSON)"
     )
-    def datex_status(request: Request) -> Response:
+    async def datex_status(request: Request) -> Response:
         view, party = _source(request).view, _party(request)
-        body, etag = cached(view, "datex-status", lambda: orjson.dumps(datex.status_publication(view, party)))
-        return answer(request, body, etag, view.last_modified, JSON_MEDIA)
+
+        def make() -> Response:
+            body, etag = cached(
+                view, "datex-status", lambda: orjson.dumps(datex.status_publication(view, party))
+            )
+            return answer(request, body, etag, view.last_modified, JSON_MEDIA)
+
+        return await _soon(request, view.cache.get("datex-status"), make)
 
     @router.get("/v1/live/status", summary="Live status of every public EVSE (JSON, CSV or GeoJSON)")
-    def live_status(
+    async def live_status(
         request: Request,
         format: Annotated[LiveFormat, Query(description="json, csv or geojson.")] = LiveFormat.json,
     ) -> Response:
         view = _source(request).view
-        body, etag = cached(view, ("status", format.value), lambda: _status_body(view, format))
         media = {LiveFormat.json: JSON_MEDIA, LiveFormat.csv: CSV_MEDIA, LiveFormat.geojson: GEOJSON_MEDIA}
-        return answer(request, body, etag, view.last_modified, media[format])
+
+        def make() -> Response:
+            body, etag = cached(view, ("status", format.value), lambda: _status_body(view, format))
+            return answer(request, body, etag, view.last_modified, media[format])
+
+        return await _soon(request, view.cache.get(("status", format.value)), make)
 
     @router.get(
         "/v1/live/changes",
@@ -210,7 +283,7 @@ def register(router: APIRouter) -> None:
 
 
 def _status_body(view: LiveView, format: LiveFormat) -> bytes:
-    rows = [status_row(loc, evse) for loc, evse in view.evses()]
+    rows = status_rows(view)
     if format is LiveFormat.csv:
         return csv_bytes(pa.Table.from_pylist(rows, schema=STATUS_SCHEMA))
     generated = ocpi.ocpi_time(view.last_modified)
@@ -247,7 +320,9 @@ async def _events(source: LiveSource, resume: str | None) -> AsyncIterator[bytes
         idle = 0.0
         while not source.closing:
             try:
-                item = await asyncio.wait_for(queue.get(), 1.0)
+                # asyncio.timeout, not wait_for: no task per wait (a thousand subscribers wake together).
+                async with asyncio.timeout(1.0):
+                    item = await queue.get()
             except TimeoutError:
                 idle += 1.0
                 if idle >= KEEPALIVE_S:

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from api.live.broker import BrokerSubscriber, Overlay
 from api.live.view import LiveView, build_view, next_offline_moment
 from ocpp_opendata.live import (
     LIVE_PREFIX,
@@ -45,6 +46,14 @@ REMOTE_POLL_FLOOR = 1.0  # s: a store LIST is a request, not a stat
 class Change:
     seq: int
     frame: bytes  # the encoded SSE event
+
+
+def status_rows(view: LiveView) -> list[dict[str, Any]]:
+    """Every public EVSE's status row, from the locations' memos (rebuilt only for changed locations)."""
+    rows: list[dict[str, Any]] = []
+    for loc in view.locations:
+        rows.extend(loc.memoized("status-rows", lambda loc=loc: [status_row(loc, e) for e in loc.evses]))
+    return rows
 
 
 def status_row(loc: Any, evse: Any) -> dict[str, Any]:
@@ -73,6 +82,7 @@ class LiveSource:
         offline_after: float | None,
         default_heartbeat: int,
         store: Store | None = None,
+        broker: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.registry_path = registry_path
@@ -89,6 +99,12 @@ class LiveSource:
         self._snap_sig: tuple[Any, ...] | None = None
         self._reg_sig: tuple[int, int] | None = None
         self._snapshots: list[Snapshot] = []
+        self._snap_files: dict[str, tuple[Any, Snapshot]] = {}
+        self._offline_memo: dict[str, tuple[ChargerState, datetime | None]] = {}
+        # Redis (--operator-broker): status events applied on top of the snapshots, waking the refresh.
+        self.overlay = Overlay()
+        self._wake: asyncio.Event | None = None
+        self._broker = BrokerSubscriber(broker, self.overlay, self._woken) if broker else None
         self._registry: dict[str, RegistryStation] = {}
         self._static_since = datetime.fromtimestamp(0, UTC)
         self._wake_at: datetime | None = None
@@ -115,19 +131,29 @@ class LiveSource:
         return tuple(sig)
 
     def _read_snapshots(self, sig: tuple[Any, ...]) -> list[Snapshot]:
-        out = []
+        out, kept = [], {}
         for item in sig:
+            # A file whose key, size and mtime are unchanged is not read again: with several listener
+            # processes (or a large one that changes rarely) only the changed snapshot is parsed.
+            cached = self._snap_files.get(item[0])
+            if cached is not None and cached[0] == item:
+                out.append(cached[1])
+                kept[item[0]] = cached
+                continue
             try:
                 if self.store is not None:
                     data = self.store.read_bytes(item[0])
                 else:
                     data = (self.data_dir / LIVE_PREFIX / item[0]).read_bytes()
-                out.append(snapshot_from_bytes(data))
+                snapshot = snapshot_from_bytes(data)
+                out.append(snapshot)
+                kept[item[0]] = (item, snapshot)
             except (OSError, ValueError, TypeError, KeyError) as exc:
                 # A writer that is new, or of another format: skipped, and said once per change.
                 log.warning(
                     "live snapshot skipped", extra=fields(snapshot=str(item[0]), error=str(exc)[:200])
                 )
+        self._snap_files = kept
         return out
 
     def _read_registry(self) -> bool:
@@ -161,21 +187,39 @@ class LiveSource:
             self._snap_sig = sig
             self._snapshots = self._read_snapshots(sig)
             changed = True
+        if self.overlay.dirty:
+            changed = True
         if not changed and (self._wake_at is None or now < self._wake_at):
             return []
-        chargers: dict[str, ChargerState] = merge_snapshots(self._snapshots)
+        chargers: dict[str, ChargerState] = self.overlay.apply(merge_snapshots(self._snapshots))
         view = build_view(
-            self._registry, chargers, now, self._static_since, self.offline_after, self.default_heartbeat
+            self._registry,
+            chargers,
+            now,
+            self._static_since,
+            self.offline_after,
+            self.default_heartbeat,
+            previous=self.view,
         )
-        self._wake_at = next_offline_moment(
-            self._registry, chargers, now, self.offline_after, self.default_heartbeat
+        self._wake_at = view.wake_at = next_offline_moment(
+            self._registry, chargers, now, self.offline_after, self.default_heartbeat, self._offline_memo
         )
-        if view.content_key() == self.view.content_key():
+        if view.same_as(self.view):
+            self.view.inputs, self.view.sources, self.view.wake_at = view.inputs, view.sources, view.wake_at
             return []
-        old = {evse.uid: evse.status for _, evse in self.view.evses()}
-        view.version = self.view.version + 1
+        before = self.view
+        view.version = before.version + 1
         self.view = view
-        return [status_row(loc, evse) for loc, evse in view.evses() if old.get(evse.uid) != evse.status]
+        # Only locations that are new objects can hold a change.
+        changed = [loc for loc in view.locations if before.by_id.get(loc.station.station_id) is not loc]
+        old = {
+            evse.uid: evse.status
+            for loc in changed
+            for evse in getattr(before.by_id.get(loc.station.station_id), "evses", ())
+        }
+        return [
+            status_row(loc, evse) for loc in changed for evse in loc.evses if old.get(evse.uid) != evse.status
+        ]
 
     # -- change stream -------------------------------------------------------------------------------
 
@@ -203,7 +247,7 @@ class LiveSource:
                     queue.put_nowait(None)
 
     def snapshot_frame(self) -> bytes:
-        rows = [status_row(loc, evse) for loc, evse in self.view.evses()]
+        rows = status_rows(self.view)
         return b"id: %s\nevent: snapshot\ndata: %s\n\n" % (self.event_id().encode(), orjson.dumps(rows))
 
     def replay_since(self, last_event_id: str | None) -> bytes | None:
@@ -231,9 +275,18 @@ class LiveSource:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
+    def _woken(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
     async def _run(self) -> None:
+        self._wake = asyncio.Event()
         while True:
-            await asyncio.sleep(self.poll)
+            # A broker event ends the wait at once; otherwise the next poll of the snapshots.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll):
+                    await self._wake.wait()
+            self._wake.clear()
             try:
                 rows = await asyncio.to_thread(self.refresh)
             except Exception:
@@ -243,6 +296,8 @@ class LiveSource:
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
+        if self._broker is not None:
+            self._broker.start()
         self._watch_signals()
 
     def _watch_signals(self) -> None:
@@ -267,6 +322,8 @@ class LiveSource:
 
     async def stop(self) -> None:
         self.closing = True
+        if self._broker is not None:
+            await self._broker.stop()
         for queue in list(self.subscribers):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)

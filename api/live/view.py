@@ -7,6 +7,7 @@ non-public station: no id, name, coordinates, count, or a change in the answers'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +50,19 @@ class LocationView:
     station: RegistryStation
     evses: tuple[EvseView, ...]
     last_updated: datetime
+    # Renderings of this location (its OCPI object, DATEX sites, status rows), filled lazily by the feeds.
+    # A location whose inputs did not change is carried into the next view as the same object, memo and
+    # all, so a view change re-renders only the stations that changed (10,000 EVSEs: ms, not seconds).
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def memoized(self, key: str, make: Callable[[], Any]) -> Any:
+        found = self.memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = self.memo[key] = make()
+        return found
+
+
+_MISSING = object()
 
 
 @dataclass
@@ -60,27 +74,27 @@ class LiveView:
     locations: tuple[LocationView, ...]
     version: int = 0
     by_id: dict[str, LocationView] = field(default_factory=dict)
+    last_modified: datetime = field(init=False)  # the newest last_updated shown (static_since if none)
     cache: dict[Any, Any] = field(default_factory=dict)
+    # What each location was built from (location_inputs) and the charger object it came from, so the
+    # next build can reuse unchanged ones; wake_at: the next moment an online charger goes offline.
+    inputs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    sources: dict[str, ChargerState | None] = field(default_factory=dict)
+    wake_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {loc.station.station_id: loc for loc in self.locations}
+        # Computed once: every polled answer's Last-Modified reads it, and a scan of 10,000 EVSEs per
+        # request halved the OCPI request rate.
+        self.last_modified = max((loc.last_updated for loc in self.locations), default=self.static_since)
 
-    @property
-    def last_modified(self) -> datetime:
-        return max((loc.last_updated for loc in self.locations), default=self.static_since)
-
-    def content_key(self) -> tuple[Any, ...]:
-        """Equal for views that render the same answers (so a rebuild without a change keeps the old one)."""
+    def same_as(self, other: LiveView) -> bool:
+        """True when this view renders the same answers as `other` (every location carried over)."""
         return (
-            self.static_since,
-            tuple(
-                (loc.station, tuple((e.uid, e.status, e.ocpp_status, e.since) for e in loc.evses))
-                for loc in self.locations
-            ),
+            self.static_since == other.static_since
+            and len(self.locations) == len(other.locations)
+            and all(a is b for a, b in zip(self.locations, other.locations, strict=True))
         )
-
-    def evses(self) -> list[tuple[LocationView, EvseView]]:
-        return [(loc, evse) for loc in self.locations for evse in loc.evses]
 
 
 def evse_uid(station_id: str, number: int) -> str:
@@ -153,6 +167,24 @@ def _natural(text: str) -> tuple[int, str]:
     return (int(text), "") if text.isdigit() else (1 << 30, text)
 
 
+def location_inputs(
+    charger: ChargerState | None,
+    now: datetime,
+    static_since: datetime,
+    offline_after: float | None,
+    default_heartbeat: int,
+) -> tuple[Any, ...]:
+    """Everything build_location reads besides the station: equal inputs build an equal location."""
+    if charger is None:
+        return (static_since, None, ())
+    went = offline_since(charger, now, offline_limit(charger, offline_after, default_heartbeat))
+    return (
+        static_since,
+        went,
+        tuple((c.evse_id, c.connector_id, c.status, c.updated_at) for c in charger.connectors),
+    )
+
+
 def build_view(
     registry: dict[str, RegistryStation],
     chargers: dict[str, ChargerState],
@@ -160,13 +192,54 @@ def build_view(
     static_since: datetime,
     offline_after: float | None,
     default_heartbeat: int,
+    previous: LiveView | None = None,
 ) -> LiveView:
-    locations = tuple(
-        build_location(station, chargers.get(sid), now, static_since, offline_after, default_heartbeat)
-        for sid, station in sorted(registry.items())
-        if station.public
+    """The view; locations of `previous` whose station and inputs are unchanged are reused as they are."""
+    old_locations = previous.by_id if previous is not None else {}
+    old_inputs = previous.inputs if previous is not None else {}
+    old_sources = previous.sources if previous is not None else {}
+    # No online charger has crossed the offline limit since the previous build: a station whose charger
+    # is the very same object as then (its snapshot file was not reread) cannot have changed at all.
+    quiet = previous is not None and (previous.wake_at is None or now < previous.wake_at)
+    locations, inputs, sources = [], {}, {}
+    for sid, station in sorted(registry.items()):
+        if not station.public:
+            continue
+        charger = chargers.get(sid)
+        sources[sid] = charger
+        old = old_locations.get(sid)
+        if (
+            quiet
+            and old is not None
+            and old.station is station
+            and sid in old_sources
+            and old_sources[sid] is charger
+        ):
+            locations.append(old)
+            inputs[sid] = old_inputs[sid]
+            continue
+        key = location_inputs(charger, now, static_since, offline_after, default_heartbeat)
+        if old is not None and old.station is station and old_inputs.get(sid) == key:
+            loc = old
+        else:
+            loc = build_location(station, charger, now, static_since, offline_after, default_heartbeat)
+            # New inputs, same answer (a repeated report moving nothing visible): keep the old object.
+            if (
+                old is not None
+                and old.station is station
+                and old.evses == loc.evses
+                and old.last_updated == loc.last_updated
+            ):
+                loc = old
+        locations.append(loc)
+        inputs[sid] = key
+    return LiveView(
+        built_at=floor_second(now),
+        static_since=floor_second(static_since),
+        locations=tuple(locations),
+        inputs=inputs,
+        sources=sources,
     )
-    return LiveView(built_at=floor_second(now), static_since=floor_second(static_since), locations=locations)
 
 
 def next_offline_moment(
@@ -175,18 +248,30 @@ def next_offline_moment(
     now: datetime,
     offline_after: float | None,
     default_heartbeat: int,
+    memo: dict[str, tuple[ChargerState, datetime | None]] | None = None,
 ) -> datetime | None:
-    """The next time a public charger that is online now crosses the offline limit (to rebuild then)."""
+    """The next time a public charger that is online now crosses the offline limit (to rebuild then).
+
+    `memo` keeps each charger object's limit moment between calls: only chargers whose snapshot was
+    reread are parsed again.
+    """
     soonest: datetime | None = None
     for sid, charger in chargers.items():
         station = registry.get(sid)
         if station is None or not station.public:
             continue
-        last = parse_utc(charger.last_seen)
-        if last is None:
-            continue
-        limit = offline_limit(charger, offline_after, default_heartbeat)
-        moment = last + timedelta(seconds=limit)
-        if moment > now and (soonest is None or moment < soonest):
+        known = memo.get(sid) if memo is not None else None
+        if known is not None and known[0] is charger:
+            moment = known[1]
+        else:
+            last = parse_utc(charger.last_seen)
+            moment = (
+                None
+                if last is None
+                else last + timedelta(seconds=offline_limit(charger, offline_after, default_heartbeat))
+            )
+            if memo is not None:
+                memo[sid] = (charger, moment)
+        if moment is not None and moment > now and (soonest is None or moment < soonest):
             soonest = moment
     return soonest

@@ -31,6 +31,7 @@ from ocpp_opendata.options import settings_from, settings_options
     "live_party_id",
     "live_country",
     "live_operator_name",
+    "operator_broker",
     "sql_answer_bytes",
     "api_header_timeout",
     "api_keep_alive",

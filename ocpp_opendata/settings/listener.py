@@ -57,7 +57,8 @@ class ListenerSettings:
     operator_broker: str = opt(
         "",
         "Redis URL ('redis://host:6379/0') joining several listener processes into one system for "
-        "operators: live status events are published there (docs/operate.md). Empty: single process.",
+        "operators: live status events are published there (docs/operate.md); `serve` applies them to "
+        "its live feeds at once (docs/live.md). Empty: single process.",
     )
 
     @property

@@ -14,9 +14,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from dagster import DagsterInstance
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, Response, sync_playwright
 
-from tests.api.conftest import ApiServer, run_pipeline, start_api
+from ocpp_opendata.settings import load_settings
+from pipelines import runner
+from tests.api.conftest import TIMEZONE, ApiServer, run_pipeline, start_api
+from tests.api.published_data import registry
+from tests.landing.sync_charger import sync_charger
+from tests.support.listener import make_listener
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -95,8 +101,45 @@ def _wait_healthy(server: ApiServer, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A release from a real pipeline run (simulator → listener → Dagster): (data_dir, release_id)."""
-    return run_pipeline(tmp_path_factory.mktemp("landing-real"), chargers=12, days=2)
+    """A release from a real pipeline run (simulator → listener → Dagster): (data_dir, release_id).
+
+    One public station also reports an impossible session (60 kWh in an hour on a 22 kW charger), so the
+    release withholds records and the page has a quality note to show.
+    """
+    data_dir, _ = run_pipeline(tmp_path_factory.mktemp("landing-real"), chargers=12, days=2)
+    add_impossible_session(data_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OCPP_OPENDATA_PSEUDONYM_KEY", "api-test-pseudonym-key-0123456789")
+        mp.setenv("OCPP_OPENDATA_PRIVACY_K", "2")
+        settings = load_settings({"data_dir": data_dir, "timezone": TIMEZONE})
+        with DagsterInstance.ephemeral() as instance:
+            summary = runner.run(settings, runner.all_dates(settings), instance=instance)
+    assert summary.release_id, "the pipeline published nothing"
+    return data_dir, summary.release_id
+
+
+def add_impossible_session(data_dir: Path) -> None:
+    """A real listener receives a 1.6 session whose meter says 60 kWh in one hour of simulated day one."""
+    station = next(
+        s
+        for s in registry(data_dir)
+        if s["access"] == "public" and s["ocpp_version"] == "1.6" and float(s["max_power_kw"]) <= 22
+    )
+    listener = make_listener(data_dir, log_name="landing-inject-listener.log").start()
+    try:
+        with sync_charger(listener.url, station["id"]) as cp:
+            start = cp.call(
+                "StartTransaction",
+                {"connectorId": 1, "idTag": "LANDINGMETER1", "meterStart": 0,
+                 "timestamp": "2026-03-28T10:00:00Z"},
+            )  # fmt: skip
+            cp.call(
+                "StopTransaction",
+                {"transactionId": start["transactionId"], "idTag": "LANDINGMETER1",
+                 "meterStop": 60_000, "timestamp": "2026-03-28T11:00:00Z"},
+            )  # fmt: skip
+    finally:
+        listener.stop()
 
 
 @pytest.fixture(scope="session")

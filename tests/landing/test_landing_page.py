@@ -240,3 +240,78 @@ AUDIT = """() => {
 def test_the_page_has_landmarks_ordered_headings_and_named_tables_and_drawings(landing: Visit) -> None:
     assert landing.page.locator("svg[role=img]").count() >= 2
     assert landing.page.evaluate(AUDIT) == []
+
+
+def test_the_page_says_how_many_records_this_release_withholds_and_links_the_quality_report(
+    landing: Visit, release_dir: Path, client: httpx.Client
+) -> None:
+    issues = [r for r in table(release_dir, "quality_issues").to_pylist() if r["action"] == "withheld"]
+    # Distinct records: a record has a row per dataset it is missing from; area-only rows count one each.
+    expected = len({r["record_id"] for r in issues if r["record_id"]}) + sum(
+        1 for r in issues if not r["record_id"]
+    )
+    assert expected >= 1, "the fixture's impossible session is withheld"
+    note = landing.page.locator("#quality-note")
+    assert note.is_visible()
+    link = note.locator("a#quality-link")
+    assert link.get_attribute("href") == "/v1/quality"
+    assert int(link.get_attribute("data-withheld") or -1) == expected
+    word = "record" if expected == 1 else "records"
+    assert link.inner_text() == f"{expected} {word} withheld in this release"
+
+
+def test_the_reliability_chart_has_one_bar_per_district_and_month_with_the_uk_reg7_share(
+    landing: Visit, release_dir: Path
+) -> None:
+    total: dict[tuple[str, str], float] = defaultdict(float)
+    down: dict[tuple[str, str], float] = defaultdict(float)
+    for row in table(release_dir, "network_reliability_monthly").to_pylist():
+        key = (row["date"].isoformat(), row["area"])
+        total[key] += row["total_minutes"]
+        down[key] += row["not_working_minutes"]
+    expected = {k: (total[k] - down[k]) / total[k] * 100 for k in total if total[k] > 0}
+    districts = {k: v for k, v in expected.items() if k[1] != "(network)"}
+    assert len({area for _, area in districts}) >= 2, "the city has several districts"
+    bars = landing.page.locator("#reliability-chart svg rect.bar-reliability").all()
+    shown = {
+        (b.get_attribute("data-month"), b.get_attribute("data-area")): float(
+            b.get_attribute("data-reliability-pct") or "nan"
+        )
+        for b in bars
+    }
+    assert len(bars) == len(districts) and shown.keys() == districts.keys()
+    for key, value in shown.items():
+        assert math.isclose(value, districts[key], rel_tol=1e-9), key
+    network = landing.page.locator("#reliability-chart svg line.line-network").all()
+    assert {
+        n.get_attribute("data-month"): float(n.get_attribute("data-reliability-pct") or 0) for n in network
+    } == {month: pytest.approx(v) for (month, area), v in expected.items() if area == "(network)"}
+    assert any(v < 100 for v in districts.values()), "the simulated faults cost some reliability"
+    # The lowest bar is the least reliable district-month.
+    tops = {
+        (b.get_attribute("data-month"), b.get_attribute("data-area")): float(b.get_attribute("y") or 0)
+        for b in bars
+    }
+    assert max(tops, key=lambda k: tops[k]) == min(districts, key=lambda k: districts[k])
+
+
+def test_the_worst_ports_of_the_latest_month_are_listed_lowest_uptime_first(
+    landing: Visit, release_dir: Path
+) -> None:
+    months = table(release_dir, "port_uptime_monthly").to_pylist()
+    latest = max(r["date"] for r in months)
+    ranked = sorted(
+        (r for r in months if r["date"] == latest and r["uptime_pct"] is not None),
+        key=lambda r: (r["uptime_pct"], -r["outage_minutes"], r["station_id"], r["connector_id"]),
+    )[:5]
+    assert ranked and ranked[0]["uptime_pct"] < 100, "some port had an outage"
+    rows = landing.page.locator("#worst-ports tbody tr").all()
+    shown = [
+        (r.get_attribute("data-station-id"), int(r.get_attribute("data-connector") or -1),
+         float(r.get_attribute("data-uptime-pct") or "nan"))
+        for r in rows
+    ]  # fmt: skip
+    assert shown == [(r["station_id"], r["connector_id"], pytest.approx(r["uptime_pct"])) for r in ranked]
+    assert landing.page.inner_text("#worst-caption") == f"Worst ports of {latest.strftime('%b %Y')}"
+    public = {s["id"] for s in registry(Path(release_dir).parents[2]) if s["access"] == "public"}
+    assert {station for station, _, _ in shown} <= public

@@ -232,3 +232,30 @@ def test_ocpi_paging_follows_link_headers_and_filters_on_last_updated(
     assert after.headers["x-total-count"] == "1"
     before = httpx.get(live_api.url + "/ocpi/2.2.1/locations", params={"date_to": b_updated})
     assert [loc["id"] for loc in before.json()["data"]] == ["PUB-A"]  # date_to is exclusive
+
+
+def test_large_polled_answers_come_gzipped_to_clients_that_ask_and_decode_to_the_same_bytes(
+    live_api: ApiServer, live_root: Path
+) -> None:
+    write_state(
+        live_root, [charger("PUB-A", {1: "Charging", 2: "Available"}), charger("PUB-B", {1: "Faulted"})]
+    )
+    eventually(lambda: status_of(live_api, "PUB-B-1") == "OUTOFORDER")
+    for url in (
+        "/datex2/v3/table",
+        "/datex2/v3/status",
+        "/ocpi/2.2.1/locations",
+        "/v1/live/status?format=geojson",
+    ):
+        plain = httpx.get(live_api.url + url, headers={"Accept-Encoding": "identity"})
+        assert plain.status_code == 200 and "content-encoding" not in plain.headers, url
+        assert len(plain.content) >= 1024, url
+        packed = httpx.get(live_api.url + url, headers={"Accept-Encoding": "gzip"})
+        assert packed.headers["content-encoding"] == "gzip" and "Accept-Encoding" in packed.headers["vary"]
+        assert int(packed.headers["content-length"]) < len(plain.content), url
+        assert packed.content == plain.content  # httpx decoded it
+        assert packed.headers["etag"] == plain.headers["etag"]
+        again = httpx.get(
+            live_api.url + url, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]}
+        )
+        assert again.status_code == 304, url

@@ -16,6 +16,34 @@
   const UTIL_COLOURS = ["#7fb3d5", "#4292c6", "#2171b5", "#08519c", "#08306b"];
   const UTIL_LABELS = ["< 10%", "10–25%", "25–50%", "50–75%", "≥ 75%"];
   const NO_UTIL_COLOUR = "#9aa3ad";
+  // Live status: /v1/live/status is polled (a conditional request, so an unchanged answer is a 304), not
+  // streamed, so the page needs no long-lived connection and works behind any proxy.
+  const LIVE_POLL_MS = 2000;
+  const LIVE_HIDDEN_POLL_MS = 15000;
+  const LIVE_LABELS = {
+    AVAILABLE: "Available",
+    CHARGING: "Charging",
+    RESERVED: "Reserved",
+    BLOCKED: "Blocked",
+    OUTOFORDER: "Out of order",
+    INOPERATIVE: "Inoperative",
+    PLANNED: "Planned",
+    REMOVED: "Removed",
+    UNKNOWN: "Unknown",
+  };
+  // A station's one-word state on the map: the first of these that one of its connectors is in.
+  const LIVE_PRECEDENCE = Object.keys(LIVE_LABELS);
+  const WORST_PORTS = 5;
+  // Distinct records the quality rules left out of this release, counted as /v1/quality counts them: a
+  // record has a row per dataset it is missing from, and rows generalised to the area count one each.
+  const WITHHELD_SQL =
+    "SELECT count(DISTINCT record_id) + count(*) FILTER (WHERE record_id IS NULL) AS n " +
+    "FROM quality_issues WHERE action = 'withheld'";
+  const AREA_COLOURS = ["#1864ab", "#e8590c", "#2b8a3e", "#862e9c", "#c2255c", "#0b7285", "#5c940d", "#a61e4d"];
+  const NETWORK = "(network)";
+  const monthLabel = new Intl.DateTimeFormat("en", { month: "short", year: "numeric", timeZone: "UTC" });
+  const pct = new Intl.NumberFormat("en", { minimumFractionDigits: 1, maximumFractionDigits: 2 });
+  const timeLabel = new Intl.DateTimeFormat("en", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   // ---- small helpers -------------------------------------------------------------------------------------
 
@@ -376,7 +404,15 @@
       });
       const utilText = typeof util === "number" ? percent.format(util) : "unknown";
       dot.append(svg("title", {}, `${s.station_id} ${s.name || ""} — utilisation ${utilText}`));
-      anchor.append(dot);
+      // The ring around the dot is the station's live state (filled in by applyLive).
+      const ring = svg("circle", {
+        class: "live-ring live-unknown",
+        cx: x(s.longitude),
+        cy: y(s.latitude),
+        r: 12.5,
+        "data-station-id": s.station_id,
+      });
+      anchor.append(ring, dot);
       dots.append(anchor);
     }
     map.append(labels, dots);
@@ -384,7 +420,15 @@
       UTIL_COLOURS.map((colour, i) => [swatch("circle", { cx: 7, cy: 7, r: 6, fill: colour }), UTIL_LABELS[i]]),
     );
     legend.prepend(el("li", { class: "legend-title" }, "Utilisation:"));
-    host.append(map, legend);
+    const liveLegend = legendList(
+      ["AVAILABLE", "CHARGING", "OUTOFORDER", "UNKNOWN"].map((state) => [
+        swatch("circle", { cx: 7, cy: 7, r: 5, class: `live-ring live-${state.toLowerCase()}` }),
+        liveLabel(state),
+      ]),
+    );
+    liveLegend.prepend(el("li", { class: "legend-title" }, "Live status (ring):"));
+    host.append(map, legend, liveLegend);
+    applyLive();
   }
 
   function renderStationTable(stations, figures) {
@@ -392,7 +436,7 @@
     body.replaceChildren();
     if (stations.length === 0) {
       const row = el("tr");
-      row.append(el("td", { colspan: 8, class: "empty" }, "No public station in this release."));
+      row.append(el("td", { colspan: 9, class: "empty" }, "No public station in this release."));
       body.append(row);
       return;
     }
@@ -418,9 +462,291 @@
       } else {
         cell.textContent = "no data";
       }
-      row.append(cell);
+      row.append(cell, el("td", { class: "live" }, "…"));
       body.append(row);
     });
+  }
+
+  // ---- live status: table cells and map rings, updated in place -----------------------------------------
+
+  const live = { byStation: null, etag: null, timer: null };
+
+  function liveByStation(rows) {
+    const byStation = new Map();
+    for (const row of rows) {
+      if (!byStation.has(row.station_id)) byStation.set(row.station_id, []);
+      byStation.get(row.station_id).push(row);
+    }
+    for (const list of byStation.values()) list.sort((a, b) => a.connector - b.connector);
+    return byStation;
+  }
+
+  function stationLiveState(rows) {
+    const states = new Set(rows.map((r) => r.status));
+    return LIVE_PRECEDENCE.find((s) => states.has(s)) || "UNKNOWN";
+  }
+
+  function liveLabel(status) {
+    return LIVE_LABELS[status] || LIVE_LABELS.UNKNOWN;
+  }
+
+  function applyLive() {
+    if (live.byStation === null) return;
+    for (const row of document.querySelectorAll("#station-table tbody tr[data-station-id]")) {
+      const cell = row.querySelector("td.live");
+      const rows = live.byStation.get(row.dataset.stationId) || [];
+      const chips = rows.map((r) => {
+        const chip = el("span", {
+          class: `live-chip live-${r.status.toLowerCase()}`,
+          "data-connector": r.connector,
+          "data-live-status": r.status,
+          title: `Connector ${r.connector}: ${liveLabel(r.status)} since ${r.since}`,
+        });
+        chip.append(el("span", { class: "connector" }, r.connector), ` ${liveLabel(r.status)}`);
+        return chip;
+      });
+      if (chips.length === 0) cell.replaceChildren(el("span", { class: "empty" }, "not in the live feed"));
+      else cell.replaceChildren(...chips);
+    }
+    for (const ring of document.querySelectorAll("#map circle.live-ring[data-station-id]")) {
+      const rows = live.byStation.get(ring.dataset.stationId) || [];
+      const state = rows.length ? stationLiveState(rows) : "UNKNOWN";
+      ring.setAttribute("class", `live-ring live-${state.toLowerCase()}`);
+      ring.dataset.liveStatus = state;
+      ring.replaceChildren(svg("title", {}, `${ring.dataset.stationId}: ${liveLabel(state)} now`));
+    }
+  }
+
+  function setLiveNote(text, warn = false) {
+    const note = document.getElementById("live-note");
+    note.textContent = text;
+    note.classList.toggle("warn", warn);
+  }
+
+  async function pollLive() {
+    try {
+      // no-cache: the browser revalidates with If-None-Match every time, and the server answers 304
+      // while nothing changed; the ETag then tells that there is nothing to redraw.
+      const response = await fetch("/v1/live/status", { headers: { Accept: "application/json" }, cache: "no-cache" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const etag = response.headers.get("ETag");
+      if (etag === null || etag !== live.etag) {
+        const answer = await response.json();
+        live.byStation = liveByStation(answer.statuses);
+        live.etag = etag;
+        live.generatedAt = answer.generated_at;
+        applyLive();
+        document.body.dataset.live = "on";
+      }
+      setLiveNote(`Live connector status, checked ${timeLabel.format(new Date())}; ` +
+        `last change ${timeLabel.format(new Date(live.generatedAt))}.`);
+    } catch (error) {
+      setLiveNote(`The live status could not be loaded (${error.message}); trying again.`, true);
+    } finally {
+      live.timer = setTimeout(pollLive, document.hidden ? LIVE_HIDDEN_POLL_MS : LIVE_POLL_MS);
+    }
+  }
+
+  function startLive() {
+    if (live.timer !== null) return;
+    live.timer = setTimeout(pollLive, 0);
+    // Back from a background tab: look at once rather than after the slow background interval.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && live.timer !== null) {
+        clearTimeout(live.timer);
+        live.timer = setTimeout(pollLive, 0);
+      }
+    });
+  }
+
+  // ---- quality: what this release withholds -------------------------------------------------------------
+
+  async function renderWithheld(base) {
+    const answer = await getJson(`${base}/sql?q=${encodeURIComponent(WITHHELD_SQL)}`);
+    const n = Number(answer.rows[0].n);
+    const note = document.getElementById("quality-note");
+    const text = `${number.format(n)} ${n === 1 ? "record" : "records"} withheld in this release`;
+    note.replaceChildren(
+      link("/v1/quality", text, { id: "quality-link", "data-withheld": n }),
+      n === 0
+        ? " — every record passed the quality rules."
+        : " — the quality report lists each one, the rule it failed and why.",
+    );
+    note.hidden = false;
+  }
+
+  // ---- reliability: per district and month, and the worst ports ------------------------------------------
+
+  // All power classes of one district-month together: (total − not working) ÷ total connector-minutes.
+  function reliabilityByAreaMonth(rows) {
+    const groups = new Map();
+    for (const row of rows) {
+      const month = dateOnly(row.date);
+      const key = `${month}|${row.area}`;
+      const g = groups.get(key) || { month, area: row.area, stations: 0, total: 0, notWorking: 0 };
+      g.stations += row.stations || 0;
+      g.total += row.total_minutes || 0;
+      g.notWorking += row.not_working_minutes || 0;
+      groups.set(key, g);
+    }
+    for (const g of groups.values()) g.pct = g.total > 0 ? ((g.total - g.notWorking) / g.total) * 100 : null;
+    return [...groups.values()].sort((a, b) => (a.month + a.area < b.month + b.area ? -1 : 1));
+  }
+
+  function formatMonth(month) {
+    return monthLabel.format(new Date(`${month}T00:00:00Z`));
+  }
+
+  function renderReliabilityChart(groups) {
+    const host = document.getElementById("reliability-chart");
+    host.replaceChildren();
+    const shown = groups.filter((g) => g.pct !== null);
+    if (shown.length === 0) {
+      host.append(el("p", { class: "empty" }, "This release has no reliability figures yet."));
+      return;
+    }
+    const months = [...new Set(shown.map((g) => g.month))].sort();
+    const areas = [...new Set(shown.filter((g) => g.area !== NETWORK).map((g) => g.area))].sort();
+    const colour = new Map(areas.map((a, i) => [a, AREA_COLOURS[i % AREA_COLOURS.length]]));
+    // Reliability is mostly near 100 %: the axis starts at the multiple of 5 % below the lowest value.
+    const low = Math.max(0, Math.min(95, Math.floor((Math.min(...shown.map((g) => g.pct)) - 0.5) / 5) * 5));
+    const W = drawingWidth(host);
+    const H = W < 500 ? 260 : 300;
+    const m = { left: 52, right: 16, top: 24, bottom: 40 };
+    const plotW = W - m.left - m.right;
+    const plotH = H - m.top - m.bottom;
+    const band = plotW / months.length;
+    const barW = Math.max(3, Math.min(40, (band * 0.8) / Math.max(1, areas.length)));
+    const y = (v) => m.top + plotH - ((v - low) / (100 - low)) * plotH;
+    const chart = svg("svg", {
+      viewBox: `0 0 ${W} ${H}`,
+      role: "img",
+      "aria-labelledby": "reliability-chart-title reliability-chart-desc",
+    });
+    chart.append(
+      svg("title", { id: "reliability-chart-title" }, "Reliability per district and month (UK reg. 7)"),
+      svg("desc", { id: "reliability-chart-desc" },
+        `${areas.length} districts over ${months.length} months, from ${low} % to 100 %; ` +
+        "the figures are also in the table below the chart."),
+    );
+    const grid = svg("g", { class: "grid" });
+    const axis = svg("g", { class: "axis" });
+    for (let t = 0; t <= 5; t += 1) {
+      const v = low + ((100 - low) * t) / 5;
+      grid.append(svg("line", { x1: m.left, x2: W - m.right, y1: y(v), y2: y(v) }));
+      axis.append(svg("text", { x: m.left - 8, y: y(v) + 4, "text-anchor": "end" }, `${decimal.format(v)} %`));
+    }
+    chart.append(grid, axis);
+    const bars = svg("g", { class: "bars" });
+    const net = svg("g", { class: "network" });
+    const xAxis = svg("g", { class: "axis" });
+    months.forEach((month, i) => {
+      const left = m.left + band * i + (band - barW * areas.length) / 2;
+      areas.forEach((area, j) => {
+        const g = shown.find((r) => r.month === month && r.area === area);
+        if (!g) return;
+        const bar = svg("rect", {
+          class: "bar-reliability",
+          x: left + j * barW + 1,
+          y: y(g.pct),
+          width: Math.max(1, barW - 2),
+          height: Math.max(1, m.top + plotH - y(g.pct)),
+          fill: colour.get(area),
+          "data-month": month,
+          "data-area": area,
+          "data-reliability-pct": g.pct,
+        });
+        bar.append(svg("title", {}, `${area}, ${formatMonth(month)}: ${pct.format(g.pct)} %`));
+        bars.append(bar);
+      });
+      const whole = shown.find((r) => r.month === month && r.area === NETWORK);
+      if (whole) {
+        const mark = svg("line", {
+          class: "line-network",
+          x1: left - 4,
+          x2: left + barW * areas.length + 4,
+          y1: y(whole.pct),
+          y2: y(whole.pct),
+          "data-month": month,
+          "data-reliability-pct": whole.pct,
+        });
+        mark.append(svg("title", {}, `Whole network, ${formatMonth(month)}: ${pct.format(whole.pct)} %`));
+        net.append(mark);
+      }
+      xAxis.append(svg("text", { x: m.left + band * (i + 0.5), y: m.top + plotH + 20, "text-anchor": "middle" },
+        formatMonth(month)));
+    });
+    xAxis.append(svg("line", { x1: m.left, x2: W - m.right, y1: m.top + plotH, y2: m.top + plotH }));
+    chart.append(bars, net, xAxis);
+    host.append(
+      legendList([
+        ...areas.map((a) => [swatch("rect", { x: 1, y: 2, width: 14, height: 10, fill: colour.get(a) }), a]),
+        [swatch("rect", { class: "legend-network", x: 1, y: 6, width: 14, height: 3 }), "Whole network"],
+      ]),
+      chart,
+    );
+    const body = document.querySelector("#reliability-data tbody");
+    body.replaceChildren();
+    for (const g of groups) {
+      const row = el("tr", { "data-month": g.month, "data-area": g.area });
+      row.append(
+        el("th", { scope: "row" }, formatMonth(g.month)),
+        el("td", {}, g.area === NETWORK ? "Whole network" : g.area),
+        el("td", { class: "num" }, number.format(g.stations)),
+        el("td", { class: "num" }, g.pct === null ? "—" : `${pct.format(g.pct)} %`),
+      );
+      body.append(row);
+    }
+    document.getElementById("reliability-data").hidden = false;
+  }
+
+  function renderWorstPorts(month, rows, stations) {
+    const names = new Map(stations.map((s) => [s.station_id, s.name]));
+    const body = document.querySelector("#worst-ports tbody");
+    body.replaceChildren();
+    document.getElementById("worst-caption").textContent =
+      month ? `Worst ports of ${formatMonth(month)}` : "Worst ports of the month";
+    const ranked = rows.filter((r) => typeof r.uptime_pct === "number");
+    if (ranked.length === 0) {
+      const row = el("tr");
+      row.append(el("td", { colspan: 6, class: "empty" }, "No port uptime in this release yet."));
+      body.append(row);
+      return;
+    }
+    for (const r of ranked) {
+      const row = el("tr", {
+        "data-station-id": r.station_id,
+        "data-connector": r.connector_id,
+        "data-uptime-pct": r.uptime_pct,
+      });
+      row.append(
+        el("th", { scope: "row" }, r.station_id),
+        el("td", {}, names.get(r.station_id) || "—"),
+        el("td", { class: "num" }, r.connector_id),
+        el("td", {}, r.area || "—"),
+        el("td", { class: "num" }, decimal.format(r.outage_minutes)),
+        el("td", { class: r.uptime_pct > 97 ? "num" : "num below-target" }, `${pct.format(r.uptime_pct)} %`),
+      );
+      body.append(row);
+    }
+  }
+
+  async function renderReliability(base, stations) {
+    const network = await allRows(`${base}/datasets/network_reliability_monthly/rows?order_by=date`);
+    const groups = reliabilityByAreaMonth(network.rows);
+    renderReliabilityChart(groups);
+    redrawOnResize(() => renderReliabilityChart(groups));
+    const month = groups.length ? groups[groups.length - 1].month : null;
+    let worst = [];
+    if (month) {
+      const next = new Date(`${month}T00:00:00Z`);
+      next.setUTCMonth(next.getUTCMonth() + 1);
+      const to = next.toISOString().slice(0, 10);
+      const answer = await getJson(`${base}/datasets/port_uptime_monthly/rows?from=${month}&to=${to}` +
+        `&order_by=uptime_pct,-outage_minutes&limit=${WORST_PORTS}`);
+      worst = answer.rows;
+    }
+    renderWorstPorts(month, worst, stations);
   }
 
   // ---- datasets ------------------------------------------------------------------------------------------
@@ -479,7 +805,7 @@
     );
     document.getElementById("chart").replaceChildren(el("p", { class: "empty" }, "No release yet."));
     document.getElementById("map").replaceChildren();
-    for (const [selector, columns] of [["#station-table tbody", 8], ["#dataset-table tbody", 5]]) {
+    for (const [selector, columns] of [["#station-table tbody", 9], ["#dataset-table tbody", 5]]) {
       const row = el("tr");
       row.append(el("td", { colspan: columns, class: "empty" }, "No release yet."));
       document.querySelector(selector).replaceChildren(row);
@@ -516,7 +842,9 @@
       renderMap(stations, figures);
     });
     renderStationTable(stations, figures);
+    startLive();
     renderDatasets(catalogue);
+    await Promise.all([renderWithheld(base), renderReliability(base, stations)]);
     fillExamples(catalogue.release, stations, areaDays.timeZone);
     setStatus(`Showing release ${catalogue.release}.`);
     document.body.dataset.state = "ready";
