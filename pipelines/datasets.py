@@ -214,14 +214,16 @@ def build_datasets(
                CASE WHEN pseudo_shown THEN user_pseudonym END AS user_pseudonym,
                energy_source, clock_corrected, left_open, quality_flags
         FROM x"""
+    # Energies are sums of many floats, whose last bits differ with the order a parallel sum takes:
+    # rounded to 1 Wh / 1000, so that a rebuilt partition keeps its bytes when nothing changed.
     q["station_energy_15min"] = """
         WITH b AS (
             SELECT date, station_id, time_bucket(INTERVAL 15 MINUTE, minute) AS interval_start,
                    sum(energy_wh) AS wh, max(power_w) AS peak_w
             FROM w_station_minutes GROUP BY ALL
         )
-        SELECT b.date, b.station_id, sa.area, b.interval_start, b.wh / 1000.0 AS energy_kwh,
-               b.wh / 1000.0 / 0.25 AS average_power_kw, b.peak_w / 1000.0 AS peak_power_kw
+        SELECT b.date, b.station_id, sa.area, b.interval_start, round(b.wh / 1000.0, 6) AS energy_kwh,
+               round(b.wh / 1000.0 / 0.25, 6) AS average_power_kw, b.peak_w / 1000.0 AS peak_power_kw
         FROM b JOIN station_area sa USING (station_id) WHERE sa.public"""
     # Stations are counted per interval from their own rows: counting them by unnesting the per-minute
     # station lists multiplied every minute's energy by the number of stations (issue 20, item 5).
@@ -242,8 +244,9 @@ def build_datasets(
             SELECT date, area, time_bucket(INTERVAL 15 MINUTE, minute) AS interval_start, max(w) AS peak_w
             FROM m GROUP BY ALL
         )
-        SELECT date, area, interval_start, e.stations, e.wh / 1000.0 AS energy_kwh,
-               e.wh / 1000.0 / 0.25 AS average_power_kw, p.peak_w / 1000.0 AS peak_power_kw
+        SELECT date, area, interval_start, e.stations, round(e.wh / 1000.0, 6) AS energy_kwh,
+               round(e.wh / 1000.0 / 0.25, 6) AS average_power_kw,
+               round(p.peak_w / 1000.0, 6) AS peak_power_kw
         FROM e JOIN p USING (date, area, interval_start)"""
     q["station_availability_hourly"] = """
         SELECT a.date, a.station_id, sa.area, a.hour_start, a.connectors, a.available_minutes,

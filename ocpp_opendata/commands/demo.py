@@ -233,20 +233,22 @@ def demo(
     started = time.monotonic()
     tokens, token = demo_operator_token(console)
     console.rule("1/3  simulated chargers → listener → raw zone")
-    # The listener keeps running while the API serves: its operator API shows the chargers' live state.
     with running_listener(settings, demo_dir / "listener.log", tokens) as url:
         console.print(f"listener on {url}; {settings.sim_chargers} chargers, {settings.sim_days:g} days")
         simulate(settings, url, console)
-        console.rule("2/3  Dagster: pseudonymize, aggregate, check, publish")
-        release = publish(settings, console)
-        console.print(f"published release {release} in {time.monotonic() - started:.0f} s")
-        _print_where(settings, data_dir, key_file, token)
-        if no_serve:
-            return
-        import uvicorn
+    # Stopped first: SIGTERM rolls everything it received into the raw Parquet the pipeline reads.
+    console.rule("2/3  Dagster: pseudonymize, aggregate, check, publish")
+    release = publish(settings, console)
+    console.print(f"published release {release} in {time.monotonic() - started:.0f} s")
+    _print_where(settings, data_dir, key_file, token)
+    if no_serve:
+        return
+    import uvicorn
 
-        from api.app import create_app
+    from api.app import create_app
 
+    # The listener runs again while the API serves: its operator API shows the chargers' last state.
+    with running_listener(settings, demo_dir / "listener.log", tokens):
         console.print("serving until Ctrl-C")
         uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
 

@@ -42,10 +42,13 @@ g AS (
     UNION ALL
     SELECT {name}, '{NETWORK}' AS area, power_class, {_MINUTES} FROM a GROUP BY ALL
 )
-SELECT {name}, area, power_class, stations, working_minutes, ineligible_minutes, not_working_minutes,
-       working_minutes + ineligible_minutes + not_working_minutes AS total_minutes,
-       100.0 * (working_minutes + ineligible_minutes)
-           / nullif(working_minutes + ineligible_minutes + not_working_minutes, 0) AS reliability_pct,
+-- Rounded far below any meaning, so that a parallel sum's last bits never change a partition's bytes.
+SELECT {name}, area, power_class, stations, round(working_minutes, 6) AS working_minutes,
+       round(ineligible_minutes, 6) AS ineligible_minutes,
+       round(not_working_minutes, 6) AS not_working_minutes,
+       round(working_minutes + ineligible_minutes + not_working_minutes, 6) AS total_minutes,
+       round(100.0 * (working_minutes + ineligible_minutes)
+           / nullif(working_minutes + ineligible_minutes + not_working_minutes, 0), 9) AS reliability_pct,
        CASE WHEN power_class = 'rapid' THEN
            100.0 * (working_minutes + ineligible_minutes)
                / nullif(working_minutes + ineligible_minutes + not_working_minutes, 0)

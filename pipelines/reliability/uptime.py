@@ -93,12 +93,15 @@ w AS (
     GROUP BY ALL
 )
 SELECT m.month AS date, m.station_id, m.connector_id, r.area,
-       m.period_minutes, m.outage_minutes, m.excluded_minutes, m.unknown_minutes,
+       -- Rounded far below any meaning: a parallel sum's last bits differ from run to run, and a
+       -- rebuilt partition must keep its bytes when nothing changed.
+       round(m.period_minutes, 6) AS period_minutes, round(m.outage_minutes, 6) AS outage_minutes,
+       round(m.excluded_minutes, 6) AS excluded_minutes, round(m.unknown_minutes, 6) AS unknown_minutes,
        CASE WHEN m.period_minutes > 0
-            THEN 100.0 * (m.period_minutes - (m.outage_minutes - m.excluded_minutes)) / m.period_minutes END
-           AS uptime_pct,
-       CASE WHEN w.window_months >= 12 AND w.t12 > 0 THEN 100.0 * (w.t12 - (w.o12 - w.x12)) / w.t12 END
-           AS uptime_pct_12m,
+            THEN round(100.0 * (m.period_minutes - (m.outage_minutes - m.excluded_minutes))
+                       / m.period_minutes, 9) END AS uptime_pct,
+       CASE WHEN w.window_months >= 12 AND w.t12 > 0
+            THEN round(100.0 * (w.t12 - (w.o12 - w.x12)) / w.t12, 9) END AS uptime_pct_12m,
        w.window_months::INTEGER AS window_months,
        CASE WHEN w.t12 > 0 THEN 100.0 * (w.t12 - (w.o12 - w.x12)) / w.t12 > {NEVI_MIN_UPTIME_PCT} END
            AS meets_nevi
