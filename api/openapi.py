@@ -28,8 +28,10 @@ ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
 BAD_REQUEST = "Invalid parameter or query: the message names it."
 NOT_FOUND = "No such dataset, release, station, file or resource."
-UNAVAILABLE = "No release published yet, the file store cannot be reached, or the server is shutting down "
-"(Retry-After)."
+UNAVAILABLE = (
+    "No release published yet, the file store cannot be reached, or the server is shutting down "
+    "(Retry-After)."
+)
 NOT_MODIFIED = "Not modified: If-None-Match or If-Modified-Since names the current answer."
 PRECONDITION = "Precondition failed: If-Match or If-Unmodified-Since does not name the current answer."
 
