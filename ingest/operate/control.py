@@ -108,6 +108,7 @@ class Control:
                 kind = "unknown_action"
             outcome = CallOutcome(exc.status, {"error": exc.message}, kind)
         except StoreUnavailable as exc:
+            message_id = None  # not durable, so never sent
             outcome = CallOutcome(
                 503, {"error": f"not sent: the raw zone cannot store it ({exc})"}, "refused"
             )
