@@ -93,6 +93,7 @@ def build(base: Path, args: argparse.Namespace, console: Console) -> Settings:
         "timezone": args.timezone,
         "pseudonym_key_file": key,
         "listen_port": _free_port(),
+        "operator_port": _free_port(),
         "sim_chargers": args.chargers,
         "sim_days": args.days,
         "sim_start": args.start,
@@ -113,7 +114,11 @@ def build(base: Path, args: argparse.Namespace, console: Console) -> Settings:
     with _env(env):
         settings = load_settings(overrides)
         started = time.monotonic()
-        with running_listener(settings, base / "listener.log") as url:
+        from ingest.operate.tokens import create_token
+
+        tokens = base / "operators.tokens"
+        create_token(tokens, "fidelity", "control")
+        with running_listener(settings, base / "listener.log", tokens) as url:
             simulate(settings, url, console)
         simulated = time.monotonic() - started
         publish(settings, console)

@@ -179,3 +179,89 @@ def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND temporary", {"n": OFFSETS_TABLE}
     ).fetchall()
     return bool(rows[0][0])
+
+
+# Replays at a constant rate (docs/pipeline.md, "Replays at a constant rate").
+REPLAY_MIN_RATE = 10.0  # event seconds per receipt second: below this a "replay" is a slow backfill
+REPLAY_MAX_RATE = 1e6
+REPLAY_TOLERANCE_S = 120.0  # event-time distance from the line that still counts as on it
+REPLAY_INLIERS = 0.5  # share of a connection's messages that must lie on its line
+REPLAY_MIN_POINTS = 5
+REPLAY_SAMPLE = 80  # messages per connection the slope is estimated from (pairs grow as n²)
+
+
+@dataclass(frozen=True)
+class ReplayMap:
+    """event time ≈ event0 + rate × (received_at − received0), in epoch seconds: a connection
+    replayed at a constant rate (a paced, time-compressed simulation; a throttled backfill)."""
+
+    received0: float
+    event0: float
+    rate: float
+    source: str  # fit (its own messages) or carried (the charger's neighbouring connection's)
+
+    def __call__(self, t: datetime) -> datetime:
+        return datetime.fromtimestamp(self.event0 + self.rate * (t.timestamp() - self.received0), t.tzinfo)
+
+
+def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
+    """Theil–Sen slope (the median of pairwise slopes: robust to the queued messages a reconnect
+    delivers in a burst, which lie far below the line), then the median intercept of the points on
+    it; None unless a majority of the points lie within REPLAY_TOLERANCE_S of that line."""
+    if len(points) < REPLAY_MIN_POINTS:
+        return None
+    x0, y0 = points[0]
+    pts = [(x - x0, y - y0) for x, y in points]
+    slopes = [
+        (yj - yi) / (xj - xi) for i, (xi, yi) in enumerate(pts) for xj, yj in pts[i + 1 :] if xj - xi > 1e-3
+    ]
+    if not slopes:
+        return None
+    rate = statistics.median(slopes)
+    if not REPLAY_MIN_RATE <= rate <= REPLAY_MAX_RATE:
+        return None
+    # Paced messages leave at their time or late, never early: the line is the points' upper edge.
+    # The intercept is the median of those near the top (queued ones lie far below).
+    resid = [y - rate * x for x, y in pts]
+    top = max(resid)
+    near = [r for r in resid if top - r <= 2 * REPLAY_TOLERANCE_S]
+    c = statistics.median(near)
+    on_line = sum(abs(r - c) <= REPLAY_TOLERANCE_S for r in resid)
+    if on_line < REPLAY_INLIERS * len(pts):
+        return None
+    return ReplayMap(x0, y0 + c, rate, "fit")
+
+
+def estimate_replay_maps(
+    con: duckdb.DuckDBPyConnection, messages_sql: str, connection_ids: list[str]
+) -> dict[str, ReplayMap]:
+    """Connection id → its ReplayMap, for those of `connection_ids` whose timestamped messages
+    (`messages_sql` selects connection_id, received_at, event_time, clock offsets applied) lie on a
+    line of slope ≫ 1 against receipt."""
+    if not messages_sql or not connection_ids:
+        return {}
+    parts = (
+        f"SELECT * FROM ({messages_sql}) WHERE list_contains($ids, connection_id) "
+        "AND event_time IS NOT NULL AND received_at IS NOT NULL"
+    )
+    rows = con.execute(
+        f"""WITH m AS (
+                SELECT connection_id, epoch(received_at) AS x, epoch(event_time) AS y,
+                       row_number() OVER (PARTITION BY connection_id ORDER BY received_at, event_time) AS rn,
+                       count(*) OVER (PARTITION BY connection_id) AS n
+                FROM ({parts})
+            )
+            SELECT connection_id, x, y FROM m
+            WHERE (rn - 1) % greatest(1, n // {REPLAY_SAMPLE}) = 0
+            ORDER BY connection_id, x, y""",
+        {"ids": connection_ids},
+    ).fetchall()
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for conn, x, y in rows:
+        points[conn].append((float(x), float(y)))
+    out: dict[str, ReplayMap] = {}
+    for conn, pts in points.items():
+        fitted = _line(pts)
+        if fitted is not None:
+            out[conn] = fitted
+    return out

@@ -36,10 +36,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+
+from pipelines.transforms.clock import ReplayMap, estimate_replay_maps
 
 # A message this much older than its receipt was not sent live (matches the availability rule).
 REPLAY_LAG_S = 600.0
@@ -146,25 +148,60 @@ def _shifted(con: duckdb.DuckDBPyConnection, view: str) -> str:
     return "clock_offset_s <> 0" if "clock_offset_s" in cols else "false"
 
 
-def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
-    """Per connection: the earliest event time of a message it delivered late (see module doc)."""
-    parts = [
-        # Rows whose time was replaced by the receipt time say nothing; shifted ones do.
+def _timestamped_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The timestamped messages (connection_id, received_at, event_time) as one query; '' if none.
+    Rows whose time was replaced by the receipt time say nothing; shifted ones do."""
+    return " UNION ALL ".join(
         f"SELECT connection_id, received_at, event_time FROM {t} "
         f"WHERE NOT clock_corrected OR {_shifted(con, t)}"
         for t in TIMESTAMPED
         if _has_view(con, t)
-    ]
+    )
+
+
+def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
+    """Per connection: the earliest event time of a message it delivered late (see module doc)."""
+    parts = _timestamped_sql(con)
     if not parts:
         return {}
     lag = "epoch(received_at) - epoch(event_time)"
     rows = con.execute(
         f"""SELECT connection_id, min(event_time) FILTER (WHERE {lag} > {REPLAY_LAG_S})
-            FROM ({" UNION ALL ".join(parts)})
+            FROM ({parts})
             GROUP BY connection_id
             HAVING min({lag}) <= {REPLAY_LAG_S} AND max({lag}) > {REPLAY_LAG_S}"""
     ).fetchall()
     return dict(rows)
+
+
+def _lagging(spans: dict[str, tuple], conn: str) -> bool:
+    """A connection whose every message lags its receipt by more than REPLAY_LAG_S."""
+    span = spans.get(conn)
+    return bool(span and span[3] is not None and span[3] > REPLAY_LAG_S)
+
+
+def _replay_maps(
+    con: duckdb.DuckDBPyConnection,
+    bounds: dict[str, list[tuple[str, datetime | None, datetime | None]]],
+    spans: dict[str, tuple],
+) -> dict[str, ReplayMap]:
+    """Lagging connections replayed at a constant rate → their receipt-to-event-time map. One
+    without a line of its own (a reconnect that only delivered its queue) carries the map of the
+    charger's nearest lagging connection with one, earlier first: a replay paces every connection of
+    a charger by the same clock. Lagging connections with no map at all stay skipped."""
+    lagging = [c for conns in bounds.values() for c, _, _ in conns if _lagging(spans, c)]
+    fitted = estimate_replay_maps(con, _timestamped_sql(con), lagging)
+    out: dict[str, ReplayMap] = dict(fitted)
+    for conns in bounds.values():
+        order = [c for c, _, _ in conns if _lagging(spans, c)]
+        for i, c in enumerate(order):
+            if c in out:
+                continue
+            near = [d for d in (*reversed(order[:i]), *order[i + 1 :]) if d in fitted]
+            if near:
+                f = fitted[near[0]]
+                out[c] = ReplayMap(f.received0, f.event0, f.rate, "carried")
+    return out
 
 
 def _merge(station: str, raw: list[tuple[datetime, datetime | None, str]]) -> list[OfflinePeriod]:
@@ -207,17 +244,28 @@ def offline_periods(
     last_frames = [v.last for v in life.values()]
     horizon = until or max([t for t in (last_receipt, *last_frames) if t is not None], default=None)
     periods: list[OfflinePeriod] = []
-    for cp, conns in _connection_bounds(con).items():
-        live = [
-            c
-            for c in conns
-            if not (spans.get(c[0]) and spans[c[0]][3] is not None and spans[c[0]][3] > REPLAY_LAG_S)
-        ]
+    bounds = _connection_bounds(con)
+    maps = _replay_maps(con, bounds, spans)
+    for cp, conns in bounds.items():
+        live: list[tuple[str, datetime | None, datetime | None]] = []
+        for conn, opened, closed in conns:
+            m = maps.get(conn)
+            if m is not None:  # a constant-rate replay: its receipt times mapped to event time
+                live.append((conn, opened and m(opened), closed and m(closed)))
+            elif not _lagging(spans, conn):
+                live.append((conn, opened, closed))
+        if any(c in maps for c, _, _ in conns):
+            live.sort(key=lambda c: (c[1] is None, c[1] or c[2] or datetime.min.replace(tzinfo=UTC)))
         interval = timedelta(seconds=intervals.get(cp, heartbeat_interval_s))
         silence = interval * offline_after
         raw: list[tuple[datetime, datetime | None, str]] = []
         for i, (conn, opened, closed) in enumerate(live):
             signs = life.get(conn)
+            m = maps.get(conn)
+            if m is not None:
+                # Frames of a replay are read by receipt window, which says nothing of event time:
+                # its silences are not looked at (docs/pipeline.md), only its first and last frame.
+                signs = _Life(m(signs.first), m(signs.last), []) if signs else None
             begin = opened or (signs.first if signs else None)
             nxt = live[i + 1][1] if i + 1 < len(live) else None
             end = closed
@@ -230,7 +278,10 @@ def offline_periods(
             # Heartbeat source: silences on the open connection (one still silent at the end of the
             # data is offline from its first missed heartbeat on): from the open to the first frame,
             # between frames, and from the last frame to the close.
-            if signs is None:
+            if m is not None:
+                pairs = []
+                final = end or (signs.last if signs else begin)
+            elif signs is None:
                 pairs = [(begin, end)]
                 final = end or begin
             else:
@@ -242,7 +293,7 @@ def offline_periods(
             if end is None and final is not None and horizon is not None and horizon - final > silence:
                 raw.append((final + interval, None, "heartbeat"))
             # Replay source: queued messages delivered on this connection.
-            first_queued = replayed.get(conn)
+            first_queued = replayed.get(conn) if m is None else None
             if first_queued is not None and begin is not None and first_queued < begin:
                 raw.append((first_queued, begin, "replay"))
         periods.extend(p for p in _merge(cp, raw) if p.end is None or p.end > p.start)
