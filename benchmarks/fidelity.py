@@ -38,6 +38,7 @@ import duckdb
 import pyarrow.parquet as pq
 from rich.console import Console
 
+from ocpp_opendata.commands.demo import DEMO_SPEED
 from ocpp_opendata.settings import Settings, load_settings
 from pipelines.partitions import day_bounds, local_date
 from pipelines.published_schema import current_release_dir
@@ -98,6 +99,7 @@ def build(base: Path, args: argparse.Namespace, console: Console) -> Settings:
         "sim_days": args.days,
         "sim_start": args.start,
         "sim_seed": args.seed,
+        "sim_speed": args.speed,
         "sim_timezone": args.timezone,
         "sim_clock_skew_share": args.clock_skew_share,
         "sim_offline_rate": args.offline_rate,
@@ -319,6 +321,9 @@ def main() -> int:
     p.add_argument("--chargers", type=int, default=20)
     p.add_argument("--days", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--speed", type=float, default=DEMO_SPEED, help="simulated seconds per real second (the demo's)"
+    )
     p.add_argument("--start", default=None, help="first simulated day (default: DAYS + 1 days ago)")
     p.add_argument("--timezone", default="Europe/Amsterdam")
     p.add_argument("--clock-skew-share", type=float, default=0.25)
@@ -332,7 +337,8 @@ def main() -> int:
         base = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fidelity-")))
         settings = build(base, args, console)
         checks = compare(settings, base / "truth", args)
-    print(f"fidelity: {args.chargers} chargers x {args.days:g} days from {args.start}, seed {args.seed}, "
+    print(f"fidelity: {args.chargers} chargers x {args.days:g} days from {args.start}, "
+          f"--speed {args.speed:g}, seed {args.seed}, "
           f"clock skew share {args.clock_skew_share}, offline rate {args.offline_rate}")  # fmt: skip
     for c in checks:
         print(f"[{'ok' if c.ok else 'FAIL'}] {c.name}")

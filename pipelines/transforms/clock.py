@@ -41,7 +41,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -201,7 +201,10 @@ class ReplayMap:
     source: str  # fit (its own messages) or carried (the charger's neighbouring connection's)
 
     def __call__(self, t: datetime) -> datetime:
-        return datetime.fromtimestamp(self.event0 + self.rate * (t.timestamp() - self.received0), t.tzinfo)
+        return datetime.fromtimestamp(self.at(t.timestamp()), t.tzinfo)
+
+    def at(self, received_s: float) -> float:
+        return self.event0 + self.rate * (received_s - self.received0)
 
 
 def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
@@ -234,12 +237,12 @@ def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
 
 def estimate_replay_maps(
     con: duckdb.DuckDBPyConnection, messages_sql: str, connection_ids: list[str]
-) -> dict[str, ReplayMap]:
+) -> tuple[dict[str, ReplayMap], ReplayRun | None]:
     """Connection id → its ReplayMap, for those of `connection_ids` whose timestamped messages
     (`messages_sql` selects connection_id, received_at, event_time, clock offsets applied) lie on a
-    line of slope ≫ 1 against receipt."""
+    line of slope ≫ 1 against receipt, and the line of the run they share if there is one."""
     if not messages_sql or not connection_ids:
-        return {}
+        return {}, None
     parts = (
         f"SELECT * FROM ({messages_sql}) WHERE list_contains($ids, connection_id) "
         "AND event_time IS NOT NULL AND received_at IS NOT NULL"
@@ -264,4 +267,34 @@ def estimate_replay_maps(
         fitted = _line(pts)
         if fitted is not None:
             out[conn] = fitted
-    return out
+    return out, _run_line([p for pts in points.values() for p in pts])
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """The line shared by every lagging connection (a simulation paces all chargers by one clock),
+    over the receipt times of the messages on it."""
+
+    line: ReplayMap
+    first_received: datetime
+    last_received: datetime
+
+    def covers(self, t: datetime | None) -> bool:
+        return t is not None and self.first_received <= t <= self.last_received
+
+
+def _run_line(points: list[tuple[float, float]]) -> ReplayRun | None:
+    """The pooled line of all lagging messages (charger clock offsets already applied), from an even
+    sample of them; None unless a majority lies on it. Quiet connections (only heartbeats, a few
+    status notifications) have too few messages for a line of their own."""
+    points.sort()
+    step = max(1, len(points) // (2 * REPLAY_SAMPLE))
+    line = _line(points[::step])
+    if line is None:
+        return None
+    on = [x for x, y in points if abs(y - line.at(x)) <= REPLAY_TOLERANCE_S]
+    return ReplayRun(
+        ReplayMap(line.received0, line.event0, line.rate, "run"),
+        datetime.fromtimestamp(min(on), UTC),
+        datetime.fromtimestamp(max(on), UTC),
+    )

@@ -185,22 +185,35 @@ def _replay_maps(
     bounds: dict[str, list[tuple[str, datetime | None, datetime | None]]],
     spans: dict[str, tuple],
 ) -> dict[str, ReplayMap]:
-    """Lagging connections replayed at a constant rate → their receipt-to-event-time map. One
-    without a line of its own (a reconnect that only delivered its queue) carries the map of the
+    """Connections of a constant-rate replay → their receipt-to-event-time map.
+
+    A lagging connection with a line of its own uses it. Any other connection of a charger that has
+    a lagging one, except those whose messages arrive in real time, uses the run's line (the pooled
+    line of every lagging message) when the run covers its receipt times, else the line of the
     charger's nearest lagging connection with one, earlier first: a replay paces every connection of
-    a charger by the same clock. Lagging connections with no map at all stay skipped."""
+    a charger by the same clock, and a quiet connection (heartbeats only, a reconnect that only
+    delivered its queue) has too few timestamped messages for a line. Where none exists the
+    connection stays skipped, as every lagging connection was before."""
     lagging = [c for conns in bounds.values() for c, _, _ in conns if _lagging(spans, c)]
-    fitted = estimate_replay_maps(con, _timestamped_sql(con), lagging)
+    fitted, run = estimate_replay_maps(con, _timestamped_sql(con), lagging)
     out: dict[str, ReplayMap] = dict(fitted)
     for conns in bounds.values():
+        if not any(_lagging(spans, c) for c, _, _ in conns):
+            continue
         order = [c for c, _, _ in conns if _lagging(spans, c)]
-        for i, c in enumerate(order):
-            if c in out:
+        for conn, opened, closed in conns:
+            if conn in out or (conn in spans and not _lagging(spans, conn)):
                 continue
+            if run is not None and (run.covers(opened) or run.covers(closed)):
+                out[conn] = run.line
+                continue
+            if conn not in order:
+                continue
+            i = order.index(conn)
             near = [d for d in (*reversed(order[:i]), *order[i + 1 :]) if d in fitted]
             if near:
                 f = fitted[near[0]]
-                out[c] = ReplayMap(f.received0, f.event0, f.rate, "carried")
+                out[conn] = ReplayMap(f.received0, f.event0, f.rate, "carried")
     return out
 
 

@@ -1,11 +1,12 @@
-"""Offline periods played in real time reach `station_availability_hourly` as the truth has them.
+"""Offline periods reach `station_availability_hourly` as the truth has them, played in real time
+and played time-compressed at a constant rate.
 
-A time-compressed run cannot show them: the listener sees a disconnect and a reconnect a fraction of
-a second apart, and the pipeline rightly ignores receipt times of connections whose messages lag
-(docs/simulator.md, "Time"). Here the fleet plays at --speed 1 from now on, so the simulator's
-disconnect (the socket dropped as a network would drop it), the time it stays away and its
-reconnect with the queued messages replayed are what the listener observes. The plan is the
-simulator's own with one offline period placed where a short window has room for it.
+At --speed 1 the simulator's disconnect (the socket dropped as a network would drop it), the time it
+stays away and its reconnect with the queued messages replayed are what the listener observes. A
+run at --speed 2000 plays the same as an absence of period / 2000 seconds: its messages lag receipt,
+but at a constant rate, and the pipeline maps its receipt times back to event time (docs/pipeline.md,
+"Replays at a constant rate"). At --speed 0 nothing can show them (docs/simulator.md, "Time"). The
+plans are the simulator's own with offline periods placed where a short window has room for them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ TZ = "Europe/Amsterdam"
 HEARTBEAT_S = 10  # listener and simulator agree; 2 missed heartbeats (20 s) is an outage
 WINDOW_S = 170
 OFFLINE = ((0, 30, 135), (2, 60, 150))  # (charger, from, to) seconds into the window
-CONNECTED = ("available", "occupied", "charging", "reserved", "unavailable", "faulted")
+# charging_minutes is a part of occupied_minutes: not summed again.
+CONNECTED = ("available", "occupied", "reserved", "unavailable", "faulted")
+
+
+COMPRESSED_SPEED = 2000.0
+COMPRESSED_WINDOW_S = 12 * 3600  # ending an hour ago: sessions give the run timestamped messages
+COMPRESSED_HEARTBEAT_S = 300
+COMPRESSED_OFFLINE = ((0, 7200, 9000), (2, 14400, 19800), (1, 32400, 33900))
 
 
 @dataclass
@@ -51,22 +59,21 @@ class LiveRun:
     window: tuple[datetime, datetime]
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    base = tmp_path_factory.mktemp("offline")
+def _run(
+    base: Path, *, start: datetime, window_s: int, speed: float, heartbeat_s: int, periods: tuple
+) -> Iterator[LiveRun]:
     data = base / "data"
-    listener = make_listener(data, "--heartbeat-interval", str(HEARTBEAT_S)).start()
+    listener = make_listener(data, "--heartbeat-interval", str(heartbeat_s)).start()
     try:
-        start = datetime.fromtimestamp(int(time.time()), UTC)
         options = SimulationOptions(
-            url=listener.url, chargers=3, days=WINDOW_S / 86400, start=start, speed=1.0, seed=3,
-            timezone=TZ, private_share=0.0, heartbeat_every=HEARTBEAT_S, offline_rate=0.0,
+            url=listener.url, chargers=3, days=window_s / 86400, start=start, speed=speed, seed=3,
+            timezone=TZ, private_share=0.0, heartbeat_every=heartbeat_s, offline_rate=0.0,
             clock_skew_share=0.0, fault_rate=0.0, maintenance_rate=0.0, register_reset_rate=0.0,
             retry_rate=0.0,
         )  # fmt: skip
         plan = plan_fleet(options)
         w = plan.window.start
-        offline = tuple(OfflinePeriod(i, w + a, w + b) for i, a, b in OFFLINE)
+        offline = tuple(OfflinePeriod(i, w + a, w + b) for i, a, b in periods)
         plan = dataclasses.replace(plan, offline=offline, _by_charger={})
         write_truth(plan, base / "truth")
         write_station_registry(plan.chargers, data)
@@ -78,7 +85,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
     os.environ["OCPP_OPENDATA_PSEUDONYM_KEY"] = TEST_KEY
     os.environ["OCPP_OPENDATA_PRIVACY_K"] = "1"
     try:
-        settings = load_settings({"data_dir": data, "timezone": TZ, "heartbeat_interval": HEARTBEAT_S})
+        settings = load_settings({"data_dir": data, "timezone": TZ, "heartbeat_interval": heartbeat_s})
         with DagsterInstance.ephemeral() as instance:
             runner.run(settings, runner.all_dates(settings), instance=instance)
         yield LiveRun(settings, base / "truth", stats.reconnects, (plan.window.start_dt, plan.window.end_dt))
@@ -90,12 +97,41 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
+    """At --speed 1 from now on."""
+    start = datetime.fromtimestamp(int(time.time()), UTC)
+    base = tmp_path_factory.mktemp("offline")
+    yield from _run(base, start=start, window_s=WINDOW_S, speed=1.0, heartbeat_s=HEARTBEAT_S, periods=OFFLINE)
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
+    """Twelve past hours at --speed 2000 (about 22 seconds)."""
+    start = datetime.fromtimestamp(int(time.time()) - COMPRESSED_WINDOW_S - 3600, UTC)
+    base = tmp_path_factory.mktemp("offline-compressed")
+    yield from _run(
+        base, start=start, window_s=COMPRESSED_WINDOW_S, speed=COMPRESSED_SPEED,
+        heartbeat_s=COMPRESSED_HEARTBEAT_S, periods=COMPRESSED_OFFLINE,
+    )  # fmt: skip
+
+
 def _overlap_minutes(a: datetime, b: datetime, day: date) -> float:
     lo, hi = day_bounds(day, TZ)
     return max(0.0, (min(b, hi) - max(a, lo)).total_seconds() / 60)
 
 
 def test_offline_minutes_per_connector_day_are_within_a_minute_of_the_truth(live: LiveRun) -> None:
+    _assert_offline_minutes_match_the_truth(live, OFFLINE)
+
+
+def test_a_compressed_run_has_its_offline_minutes_per_connector_day_within_a_minute_of_the_truth(
+    compressed: LiveRun,
+) -> None:
+    _assert_offline_minutes_match_the_truth(compressed, COMPRESSED_OFFLINE)
+
+
+def _assert_offline_minutes_match_the_truth(live: LiveRun, planned: tuple) -> None:
     """Outside its window the simulated fleet has no connection at all (not yet, or no more), which
     is offline too; so per connector-day the truth's offline minutes are its offline periods plus the
     day's minutes outside the window, and its connected minutes are the window minus the periods."""
@@ -104,8 +140,8 @@ def test_offline_minutes_per_connector_day_are_within_a_minute_of_the_truth(live
     }
     chargers = {r["charge_point_id"]: r for r in truth["chargers"]}
     periods = truth["offline_periods"]
-    assert len(periods) == len(OFFLINE) and min(p["duration_s"] for p in periods) >= 90  # past the tolerance
-    assert live.reconnects >= len(OFFLINE)  # the chargers really went away and came back
+    assert len(periods) == len(planned) and min(p["duration_s"] for p in periods) >= 90  # past the tolerance
+    assert live.reconnects >= len(planned)  # the chargers really went away and came back
     w0, w1 = live.window
     days = {local_date(w0, TZ), local_date(w1, TZ)}
     offline: dict[tuple[str, date], float] = defaultdict(float)
