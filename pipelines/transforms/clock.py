@@ -41,7 +41,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -184,10 +184,15 @@ def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
 # Replays at a constant rate (docs/pipeline.md, "Replays at a constant rate").
 REPLAY_MIN_RATE = 10.0  # event seconds per receipt second: below this a "replay" is a slow backfill
 REPLAY_MAX_RATE = 1e6
-REPLAY_TOLERANCE_S = 120.0  # event-time distance from the line that still counts as on it
+REPLAY_TOLERANCE_S = 120.0  # event-time distance from the line that still counts as on it, or
+REPLAY_JITTER_S = 0.25  # this much receipt time at the replay's rate (a loaded sender is late)
 REPLAY_INLIERS = 0.5  # share of a connection's messages that must lie on its line
-REPLAY_MIN_POINTS = 5
+REPLAY_RATE_AGREEMENT = 0.02  # a connection's own rate this far off the run's is noise: the run's wins
+REPLAY_MIN_POINTS = 8
 REPLAY_SAMPLE = 80  # messages per connection the slope is estimated from (pairs grow as n²)
+# Pairs of messages received closer than this say nothing of the rate: their slope is receipt
+# jitter (a charger's boot messages, stamped at one instant; a queue replayed in a burst).
+REPLAY_MIN_DX_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -223,13 +228,14 @@ def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
     rate = statistics.median(slopes)
     if not REPLAY_MIN_RATE <= rate <= REPLAY_MAX_RATE:
         return None
+    tol = max(REPLAY_TOLERANCE_S, rate * REPLAY_JITTER_S)
     # Paced messages leave at their time or late, never early: the line is the points' upper edge.
     # The intercept is the median of those near the top (queued ones lie far below).
     resid = [y - rate * x for x, y in pts]
     top = max(resid)
-    near = [r for r in resid if top - r <= 2 * REPLAY_TOLERANCE_S]
+    near = [r for r in resid if top - r <= 2 * tol]
     c = statistics.median(near)
-    on_line = sum(abs(r - c) <= REPLAY_TOLERANCE_S for r in resid)
+    on_line = sum(abs(r - c) <= tol for r in resid)
     if on_line < REPLAY_INLIERS * len(pts):
         return None
     return ReplayMap(x0, y0 + c, rate, "fit")
@@ -256,6 +262,9 @@ def estimate_replay_maps(
             )
             SELECT connection_id, x, y FROM m
             WHERE (rn - 1) % greatest(1, n // {REPLAY_SAMPLE}) = 0
+            -- Messages stamped at one instant (a boot's) were sent one after the other: the first
+            -- received is the one paced, the others only waited for answers.
+            QUALIFY row_number() OVER (PARTITION BY connection_id, y ORDER BY x) = 1
             ORDER BY connection_id, x, y""",
         {"ids": connection_ids},
     ).fetchall()
@@ -280,7 +289,12 @@ class ReplayRun:
     last_received: datetime
 
     def covers(self, t: datetime | None) -> bool:
-        return t is not None and self.first_received <= t <= self.last_received
+        """Whether t (a receipt time) is within the run, give or take half its length: the views
+        hold one partition's messages, and a connection may open just past the last of them."""
+        if t is None:
+            return False
+        slack = max(timedelta(seconds=60), (self.last_received - self.first_received) / 2)
+        return self.first_received - slack <= t <= self.last_received + slack
 
 
 def _run_line(points: list[tuple[float, float]]) -> ReplayRun | None:
@@ -292,7 +306,8 @@ def _run_line(points: list[tuple[float, float]]) -> ReplayRun | None:
     line = _line(points[::step])
     if line is None:
         return None
-    on = [x for x, y in points if abs(y - line.at(x)) <= REPLAY_TOLERANCE_S]
+    tol = max(REPLAY_TOLERANCE_S, line.rate * REPLAY_JITTER_S)
+    on = [x for x, y in points if abs(y - line.at(x)) <= tol]
     return ReplayRun(
         ReplayMap(line.received0, line.event0, line.rate, "run"),
         datetime.fromtimestamp(min(on), UTC),

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.transforms.clock import ReplayMap, estimate_replay_maps
+from pipelines.transforms.clock import REPLAY_RATE_AGREEMENT, ReplayMap, estimate_replay_maps
 
 # A message this much older than its receipt was not sent live (matches the availability rule).
 REPLAY_LAG_S = 600.0
@@ -187,7 +187,8 @@ def _replay_maps(
 ) -> dict[str, ReplayMap]:
     """Connections of a constant-rate replay → their receipt-to-event-time map.
 
-    A lagging connection with a line of its own uses it. Any other connection of a charger that has
+    A lagging connection with a line of its own uses it (unless its rate disagrees with the run's).
+    Any other connection of a charger that has
     a lagging one, except those whose messages arrive in real time, uses the run's line (the pooled
     line of every lagging message) when the run covers its receipt times, else the line of the
     charger's nearest lagging connection with one, earlier first: a replay paces every connection of
@@ -196,6 +197,10 @@ def _replay_maps(
     connection stays skipped, as every lagging connection was before."""
     lagging = [c for conns in bounds.values() for c, _, _ in conns if _lagging(spans, c)]
     fitted, run = estimate_replay_maps(con, _timestamped_sql(con), lagging)
+    if run is not None:
+        # A connection's own line from a few messages is noisier than the run's from all of them.
+        r = run.line.rate
+        fitted = {c: m for c, m in fitted.items() if abs(m.rate - r) <= REPLAY_RATE_AGREEMENT * r}
     out: dict[str, ReplayMap] = dict(fitted)
     for conns in bounds.values():
         if not any(_lagging(spans, c) for c, _, _ in conns):

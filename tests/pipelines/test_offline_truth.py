@@ -46,9 +46,10 @@ CONNECTED = ("available", "occupied", "reserved", "unavailable", "faulted")
 
 
 COMPRESSED_SPEED = 2000.0
-COMPRESSED_WINDOW_S = 12 * 3600  # ending an hour ago: sessions give the run timestamped messages
+COMPRESSED_WINDOW_S = 24 * 3600  # ending an hour ago: sessions give the run timestamped messages
+COMPRESSED_CHARGERS = 6
 COMPRESSED_HEARTBEAT_S = 300
-COMPRESSED_OFFLINE = ((0, 7200, 9000), (2, 14400, 19800), (1, 32400, 33900))
+COMPRESSED_OFFLINE = ((0, 7200, 9000), (2, 14400, 19800), (1, 32400, 33900), (4, 50000, 56000))
 
 
 @dataclass
@@ -60,13 +61,14 @@ class LiveRun:
 
 
 def _run(
-    base: Path, *, start: datetime, window_s: int, speed: float, heartbeat_s: int, periods: tuple
-) -> Iterator[LiveRun]:
+    base: Path, *, start: datetime, window_s: int, speed: float, heartbeat_s: int, periods: tuple,
+    chargers: int = 3,
+) -> Iterator[LiveRun]:  # fmt: skip
     data = base / "data"
     listener = make_listener(data, "--heartbeat-interval", str(heartbeat_s)).start()
     try:
         options = SimulationOptions(
-            url=listener.url, chargers=3, days=window_s / 86400, start=start, speed=speed, seed=3,
+            url=listener.url, chargers=chargers, days=window_s / 86400, start=start, speed=speed, seed=3,
             timezone=TZ, private_share=0.0, heartbeat_every=heartbeat_s, offline_rate=0.0,
             clock_skew_share=0.0, fault_rate=0.0, maintenance_rate=0.0, register_reset_rate=0.0,
             retry_rate=0.0,
@@ -107,12 +109,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
 
 @pytest.fixture(scope="module")
 def compressed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    """Twelve past hours at --speed 2000 (about 22 seconds)."""
+    """A past day of six chargers at --speed 2000 (about 45 seconds)."""
     start = datetime.fromtimestamp(int(time.time()) - COMPRESSED_WINDOW_S - 3600, UTC)
     base = tmp_path_factory.mktemp("offline-compressed")
     yield from _run(
         base, start=start, window_s=COMPRESSED_WINDOW_S, speed=COMPRESSED_SPEED,
-        heartbeat_s=COMPRESSED_HEARTBEAT_S, periods=COMPRESSED_OFFLINE,
+        heartbeat_s=COMPRESSED_HEARTBEAT_S, periods=COMPRESSED_OFFLINE, chargers=COMPRESSED_CHARGERS,
     )  # fmt: skip
 
 
@@ -163,6 +165,6 @@ def _assert_offline_minutes_match_the_truth(live: LiveRun, planned: tuple) -> No
         got_offline[key] += r["offline_minutes"]
         got_connected[key] += sum(r[f"{c}_minutes"] for c in CONNECTED)
     off = {k: (v, got_offline[k]) for k, v in offline.items() if abs(v - got_offline[k]) > 1}
-    assert not off
+    assert not off, off
     off = {k: (v, got_connected[k]) for k, v in connected.items() if abs(v - got_connected[k]) > 1}
-    assert not off
+    assert not off, off
