@@ -3,7 +3,7 @@ and played time-compressed at a constant rate.
 
 At --speed 1 the simulator's disconnect (the socket dropped as a network would drop it), the time it
 stays away and its reconnect with the queued messages replayed are what the listener observes. A
-run at --speed 2000 plays the same as an absence of period / 2000 seconds: its messages lag receipt,
+run at --speed 1000 plays the same as an absence of period / 1000 seconds: its messages lag receipt,
 but at a constant rate, and the pipeline maps its receipt times back to event time (docs/pipeline.md,
 "Replays at a constant rate"). At --speed 0 nothing can show them (docs/simulator.md, "Time"). The
 plans are the simulator's own with offline periods placed where a short window has room for them.
@@ -45,11 +45,12 @@ OFFLINE = ((0, 30, 135), (2, 60, 150))  # (charger, from, to) seconds into the w
 CONNECTED = ("available", "occupied", "reserved", "unavailable", "faulted")
 
 
-COMPRESSED_SPEED = 2000.0
-COMPRESSED_WINDOW_S = 24 * 3600  # ending an hour ago: sessions give the run timestamped messages
+# A 30 ms scheduling delay on a loaded machine is 30 s of event time at this speed.
+COMPRESSED_SPEED = 1000.0
+COMPRESSED_WINDOW_S = 12 * 3600  # ending an hour ago: sessions give the run timestamped messages
 COMPRESSED_CHARGERS = 6
 COMPRESSED_HEARTBEAT_S = 300
-COMPRESSED_OFFLINE = ((0, 7200, 9000), (2, 14400, 19800), (1, 32400, 33900), (4, 50000, 56000))
+COMPRESSED_OFFLINE = ((0, 7200, 9000), (2, 14400, 19800), (1, 32400, 33900), (4, 36000, 40000))
 
 
 @dataclass
@@ -109,7 +110,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
 
 @pytest.fixture(scope="module")
 def compressed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveRun]:
-    """A past day of six chargers at --speed 2000 (about 45 seconds)."""
+    """Twelve past hours of six chargers at --speed 1000 (about 45 seconds)."""
     start = datetime.fromtimestamp(int(time.time()) - COMPRESSED_WINDOW_S - 3600, UTC)
     base = tmp_path_factory.mktemp("offline-compressed")
     yield from _run(
@@ -164,7 +165,9 @@ def _assert_offline_minutes_match_the_truth(live: LiveRun, planned: tuple) -> No
         key = (r["station_id"], r["date"])
         got_offline[key] += r["offline_minutes"]
         got_connected[key] += sum(r[f"{c}_minutes"] for c in CONNECTED)
-    off = {k: (v, got_offline[k]) for k, v in offline.items() if abs(v - got_offline[k]) > 1}
+    # Within a minute per connector-day: the station-day sums over its connectors.
+    tol = {k: chargers[k[0]]["connectors"] * 1.0 for k in offline}
+    off = {k: (v, got_offline[k]) for k, v in offline.items() if abs(v - got_offline[k]) > tol[k]}
     assert not off, off
-    off = {k: (v, got_connected[k]) for k, v in connected.items() if abs(v - got_connected[k]) > 1}
+    off = {k: (v, got_connected[k]) for k, v in connected.items() if abs(v - got_connected[k]) > tol[k]}
     assert not off, off
