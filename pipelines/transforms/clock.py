@@ -185,7 +185,9 @@ def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
 REPLAY_MIN_RATE = 10.0  # event seconds per receipt second: below this a "replay" is a slow backfill
 REPLAY_MAX_RATE = 1e6
 REPLAY_TOLERANCE_S = 120.0  # event-time distance from the line that still counts as on it, or
-REPLAY_JITTER_S = 0.25  # this much receipt time at the replay's rate (a loaded sender is late)
+REPLAY_JITTER_S = 0.25  # this much receipt time at the replay's rate (a loaded sender is late),
+REPLAY_MAX_TOLERANCE_S = 600.0  # but never more: a line that loose says nothing
+REPLAY_RUN_AGREEMENT = 2 / 3  # share of the run's connections that must lie on its line
 REPLAY_INLIERS = 0.5  # share of a connection's messages that must lie on its line
 REPLAY_RATE_AGREEMENT = 0.02  # a connection's own rate this far off the run's is noise: the run's wins
 REPLAY_MIN_POINTS = 8
@@ -212,6 +214,10 @@ class ReplayMap:
         return self.event0 + self.rate * (received_s - self.received0)
 
 
+def _tolerance(rate: float) -> float:
+    return min(REPLAY_MAX_TOLERANCE_S, max(REPLAY_TOLERANCE_S, rate * REPLAY_JITTER_S))
+
+
 def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
     """Theil–Sen slope (the median of pairwise slopes: robust to the queued messages a reconnect
     delivers in a burst, which lie far below the line), then the median intercept of the points on
@@ -228,7 +234,7 @@ def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
     rate = statistics.median(slopes)
     if not REPLAY_MIN_RATE <= rate <= REPLAY_MAX_RATE:
         return None
-    tol = max(REPLAY_TOLERANCE_S, rate * REPLAY_JITTER_S)
+    tol = _tolerance(rate)
     # Paced messages leave at their time or late, never early: the line is the points' upper edge.
     # The intercept is the median of those near the top (queued ones lie far below).
     resid = [y - rate * x for x, y in pts]
@@ -276,7 +282,7 @@ def estimate_replay_maps(
         fitted = _line(pts)
         if fitted is not None:
             out[conn] = fitted
-    return out, _run_line([p for pts in points.values() for p in pts])
+    return out, _run_line(points)
 
 
 @dataclass(frozen=True)
@@ -297,19 +303,29 @@ class ReplayRun:
         return self.first_received - slack <= t <= self.last_received + slack
 
 
-def _run_line(points: list[tuple[float, float]]) -> ReplayRun | None:
+def _run_line(points: dict[str, list[tuple[float, float]]]) -> ReplayRun | None:
     """The pooled line of all lagging messages (charger clock offsets already applied), from an even
-    sample of them; None unless a majority lies on it. Quiet connections (only heartbeats, a few
-    status notifications) have too few messages for a line of their own."""
-    points.sort()
-    step = max(1, len(points) // (2 * REPLAY_SAMPLE))
-    line = _line(points[::step])
+    sample of them: quiet connections (only heartbeats, a few status notifications) have too few
+    messages for a line of their own. None unless a majority of the messages lies on it and, of the
+    connections with at least 3 messages, two thirds have most of theirs on it: chargers replayed as
+    fast as possible (`--speed 0`) each run at their own, changing pace, and share no line."""
+    pooled = sorted(p for pts in points.values() for p in pts)
+    step = max(1, len(pooled) // (2 * REPLAY_SAMPLE))
+    line = _line(pooled[::step])
     if line is None:
         return None
-    tol = max(REPLAY_TOLERANCE_S, line.rate * REPLAY_JITTER_S)
-    on = [x for x, y in points if abs(y - line.at(x)) <= tol]
+    tol = _tolerance(line.rate)
+
+    def on(pts: list[tuple[float, float]]) -> list[float]:
+        return [x for x, y in pts if abs(y - line.at(x)) <= tol]
+
+    judged = [pts for pts in points.values() if len(pts) >= 3]
+    agree = sum(2 * len(on(pts)) > len(pts) for pts in judged)
+    if not judged or agree < REPLAY_RUN_AGREEMENT * len(judged):
+        return None
+    xs = on(pooled)
     return ReplayRun(
         ReplayMap(line.received0, line.event0, line.rate, "run"),
-        datetime.fromtimestamp(min(on), UTC),
-        datetime.fromtimestamp(max(on), UTC),
+        datetime.fromtimestamp(min(xs), UTC),
+        datetime.fromtimestamp(max(xs), UTC),
     )

@@ -194,13 +194,15 @@ def _replay_maps(
     charger's nearest lagging connection with one, earlier first: a replay paces every connection of
     a charger by the same clock, and a quiet connection (heartbeats only, a reconnect that only
     delivered its queue) has too few timestamped messages for a line. Where none exists the
-    connection stays skipped, as every lagging connection was before."""
+    connection stays skipped, as every lagging connection was before; without a run line (chargers
+    replayed as fast as possible, each at its own pace) every lagging connection does."""
     lagging = [c for conns in bounds.values() for c, _, _ in conns if _lagging(spans, c)]
     fitted, run = estimate_replay_maps(con, _timestamped_sql(con), lagging)
-    if run is not None:
-        # A connection's own line from a few messages is noisier than the run's from all of them.
-        r = run.line.rate
-        fitted = {c: m for c, m in fitted.items() if abs(m.rate - r) <= REPLAY_RATE_AGREEMENT * r}
+    if run is None:
+        return {}  # no shared pace: nothing says how receipt relates to event time
+    # A connection's own line from a few messages is noisier than the run's from all of them.
+    r = run.line.rate
+    fitted = {c: m for c, m in fitted.items() if abs(m.rate - r) <= REPLAY_RATE_AGREEMENT * r}
     out: dict[str, ReplayMap] = dict(fitted)
     for conns in bounds.values():
         if not any(_lagging(spans, c) for c, _, _ in conns):
@@ -209,7 +211,7 @@ def _replay_maps(
         for conn, opened, closed in conns:
             if conn in out or (conn in spans and not _lagging(spans, conn)):
                 continue
-            if run is not None and (run.covers(opened) or run.covers(closed)):
+            if run.covers(opened) or run.covers(closed):
                 out[conn] = run.line
                 continue
             if conn not in order:
