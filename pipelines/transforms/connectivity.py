@@ -25,8 +25,12 @@ charger's clock offset is corrected, see clock.py):
   the charger was offline from that event time until the connection that delivered it opened.
 
 Connections whose every message lags its receipt by more than REPLAY_LAG_S (a bulk backfill, a
-time-compressed simulation) are skipped: their receipt times say nothing about the charger's own
-time line. Overlapping periods of one station are merged; `source` then names every source that
+time-compressed simulation) say nothing about the charger's own time line by their receipt times
+alone. When the replay ran at a constant rate (clock.estimate_replay_maps: a stable line event time
+≈ a + b × received_at shared by the run), their open, close and first and last frame are mapped to
+event time with it and the connection source works on the mapped times (heartbeat silences and the
+replay source are not looked at there); otherwise they are skipped (docs/pipeline.md, "Replays at a
+constant rate"). Overlapping periods of one station are merged; `source` then names every source that
 saw it, joined by '+', in the order connection, heartbeat, replay. `end` is None while the station
 is still offline at the end of the data (`until` defaults to the last receipt in the log).
 """
