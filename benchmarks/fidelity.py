@@ -41,7 +41,7 @@ import duckdb
 import pyarrow.parquet as pq
 from rich.console import Console
 
-from ocpp_opendata.commands.demo import DEMO_SPEED
+from ocpp_opendata.commands.demo import DEMO_SPEED, ROLL_SECONDS
 from ocpp_opendata.settings import Settings, load_settings
 from pipelines.partitions import day_bounds, local_date
 from pipelines.published_schema import current_release_dir
@@ -125,6 +125,7 @@ def build(base: Path, args: argparse.Namespace, console: Console) -> Settings:
         create_token(tokens, "fidelity", "control")
         with running_listener(settings, base / "listener.log", tokens) as url:
             simulate(settings, url, console)
+            time.sleep(ROLL_SECONDS + 1)  # as the demo does: the last raw files roll
         simulated = time.monotonic() - started
         publish(settings, console)
     published = time.monotonic() - started - simulated

@@ -47,6 +47,7 @@ DEMO_CHARGERS = 50
 # message and plays offline periods as real absences, so the pipeline can map receipt times of the
 # replay back to event time and see them (docs/simulator.md, "Time"; --speed 0 cannot show them).
 DEMO_SPEED = 2000.0
+ROLL_SECONDS = 5  # the demo listener's --roll-seconds: the pipeline reads only rolled raw files
 
 
 class DemoError(click.ClickException):
@@ -116,7 +117,7 @@ def running_listener(settings: Settings, log_path: Path, tokens: Path) -> Iterat
     args = [
         sys.executable, "-m", "ocpp_opendata.cli", "listen", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(settings.data_dir), "--authorize", "accept-all", "--rate-limit", "0",
-        "--roll-seconds", "5", "--operator-tokens", str(tokens),
+        "--roll-seconds", str(ROLL_SECONDS), "--operator-tokens", str(tokens),
         "--operator-port", str(settings.operator_port),
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,6 +245,9 @@ def demo(
     with running_listener(settings, demo_dir / "listener.log", tokens) as url:
         console.print(f"listener on {url}; {settings.sim_chargers} chargers, {settings.sim_days:g} days")
         simulate(settings, url, console)
+        # The last seconds of the run (every charger's final close) are still in the listener's
+        # write-ahead log until the next roll; at --speed 2000 that is hours of simulated time.
+        time.sleep(ROLL_SECONDS + 1)
         console.rule("2/3  Dagster: pseudonymize, aggregate, check, publish")
         release = publish(settings, console)
         console.print(f"published release {release} in {time.monotonic() - started:.0f} s")

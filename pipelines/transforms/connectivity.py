@@ -314,7 +314,14 @@ def offline_periods(
             for a, b in pairs:
                 if a is not None and b is not None and b - a > silence:
                     raw.append((a + interval, b, "heartbeat"))
-            if end is None and final is not None and horizon is not None and horizon - final > silence:
+            # (Not on a replay: its mapped times and the receipt-time horizon are different clocks.)
+            if (
+                m is None
+                and end is None
+                and final is not None
+                and horizon is not None
+                and horizon - final > silence
+            ):
                 raw.append((final + interval, None, "heartbeat"))
             # Replay source: queued messages delivered on this connection.
             first_queued = replayed.get(conn) if m is None else None
