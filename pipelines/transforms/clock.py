@@ -9,6 +9,9 @@ Public entry points:
     estimate_offsets(stats, rule)       -> {connection_id: ConnectionOffset}, from ConnectionStats
     register_offsets(con, offsets)      the `clock_offsets` table raw_reader joins
     RawIndex.clock_offsets()            the offsets of everything indexed (pipelines/raw_index.py)
+    estimate_replay_maps(con, sql, ids) -> ({connection_id: ReplayMap}, ReplayRun | None): the
+                                        receipt-to-event-time line of a replay at a constant rate
+                                        (docs/pipeline.md, "Replays at a constant rate")
 
 Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
 
