@@ -220,6 +220,9 @@ class ChargerRunner:
                     await self.send(event, payload)
                 else:
                     self.queue.append((event, payload))
+            # Stay connected to the end of the window: a paced run's last close is observed as the
+            # window's end, not as the last message's time.
+            await self.clock.wait_for(self.plan.window.end)
             self.stats.positions[self.charger.index] = self.plan.window.end
             await self.link.close()
         finally:

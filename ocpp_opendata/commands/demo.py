@@ -43,6 +43,11 @@ DEMO_PARTS = (
 
 
 DEMO_CHARGERS = 50
+# Simulated seconds per real second: a week in about five minutes. A finite speed paces every
+# message and plays offline periods as real absences, so the pipeline can map receipt times of the
+# replay back to event time and see them (docs/simulator.md, "Time"; --speed 0 cannot show them).
+DEMO_SPEED = 2000.0
+ROLL_SECONDS = 5  # the demo listener's --roll-seconds: the pipeline reads only rolled raw files
 
 
 class DemoError(click.ClickException):
@@ -112,7 +117,7 @@ def running_listener(settings: Settings, log_path: Path, tokens: Path) -> Iterat
     args = [
         sys.executable, "-m", "ocpp_opendata.cli", "listen", "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(settings.data_dir), "--authorize", "accept-all", "--rate-limit", "0",
-        "--roll-seconds", "5", "--operator-tokens", str(tokens),
+        "--roll-seconds", str(ROLL_SECONDS), "--operator-tokens", str(tokens),
         "--operator-port", str(settings.operator_port),
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +178,7 @@ def publish(settings: Settings, console: Console) -> str | None:
 
 
 @click.command()
-@settings_options("sim_chargers", "sim_days", "sim_seed", "timezone", "pseudonym_key_file")
+@settings_options("sim_chargers", "sim_days", "sim_seed", "sim_speed", "timezone", "pseudonym_key_file")
 @click.option(
     "--listen-port", type=int, default=None, help="Port of the demo's OCPP listener [default 9000]."
 )
@@ -189,12 +194,15 @@ def demo(
 ) -> None:  # fmt: skip
     """Run everything once on local files: listener, simulated fleet, Dagster, API.
 
-    Defaults: 50 chargers, 7 simulated days, data in ./data, Dagster's SQLite instance in
-    ./data/dagster_home (the one `dagster dev` shows afterwards), API on http://127.0.0.1:8000.
+    Defaults: 50 chargers, 7 simulated days at --speed 2000 (about five minutes), data in ./data,
+    Dagster's SQLite instance in ./data/dagster_home (the one `dagster dev` shows afterwards), API on
+    http://127.0.0.1:8000.
     """
     options.update(listen_port=listen_port, api_host=api_host, api_port=api_port, operator_port=operator_port)
     if options["sim_chargers"] is None and "OCPP_OPENDATA_SIM_CHARGERS" not in os.environ:
         options["sim_chargers"] = DEMO_CHARGERS
+    if options["sim_speed"] is None and "OCPP_OPENDATA_SIM_SPEED" not in os.environ:
+        options["sim_speed"] = DEMO_SPEED
     settings = settings_from(options)
     settings = dataclasses.replace(settings, sim_timezone=settings.timezone, sim_truth=None)
     console = Console(stderr=True)

@@ -9,6 +9,9 @@ Public entry points:
     estimate_offsets(stats, rule)       -> {connection_id: ConnectionOffset}, from ConnectionStats
     register_offsets(con, offsets)      the `clock_offsets` table raw_reader joins
     RawIndex.clock_offsets()            the offsets of everything indexed (pipelines/raw_index.py)
+    estimate_replay_maps(con, sql, ids) -> ({connection_id: ReplayMap}, ReplayRun | None): the
+                                        receipt-to-event-time line of a replay at a constant rate
+                                        (docs/pipeline.md, "Replays at a constant rate")
 
 Three estimates, in this order (docs/pipeline.md, "Charger clocks"):
 
@@ -41,7 +44,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -179,3 +182,153 @@ def has_offsets(con: duckdb.DuckDBPyConnection) -> bool:
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = $n AND temporary", {"n": OFFSETS_TABLE}
     ).fetchall()
     return bool(rows[0][0])
+
+
+# Replays at a constant rate (docs/pipeline.md, "Replays at a constant rate").
+REPLAY_MIN_RATE = 10.0  # event seconds per receipt second: below this a "replay" is a slow backfill
+REPLAY_MAX_RATE = 1e6
+REPLAY_TOLERANCE_S = 120.0  # event-time distance from the line that still counts as on it, or
+REPLAY_JITTER_S = 0.25  # this much receipt time at the replay's rate (a loaded sender is late),
+REPLAY_MAX_TOLERANCE_S = 600.0  # but never more: a line that loose says nothing
+REPLAY_RUN_AGREEMENT = 2 / 3  # share of the run's connections that must lie on its line
+REPLAY_INLIERS = 0.5  # share of a connection's messages that must lie on its line
+REPLAY_RATE_AGREEMENT = 0.02  # a connection's own rate this far off the run's is noise: the run's wins
+REPLAY_MIN_POINTS = 8
+REPLAY_SAMPLE = 80  # messages per connection the slope is estimated from (pairs grow as n²)
+# Pairs of messages received closer than this say nothing of the rate: their slope is receipt
+# jitter (a charger's boot messages, stamped at one instant; a queue replayed in a burst).
+REPLAY_MIN_DX_S = 1.0
+
+
+@dataclass(frozen=True)
+class ReplayMap:
+    """event time ≈ event0 + rate × (received_at − received0), in epoch seconds: a connection
+    replayed at a constant rate (a paced, time-compressed simulation; a throttled backfill)."""
+
+    received0: float
+    event0: float
+    rate: float
+    source: str  # fit (its own messages) or carried (the charger's neighbouring connection's)
+
+    def __call__(self, t: datetime) -> datetime:
+        return datetime.fromtimestamp(self.at(t.timestamp()), t.tzinfo)
+
+    def at(self, received_s: float) -> float:
+        return self.event0 + self.rate * (received_s - self.received0)
+
+
+def _tolerance(rate: float) -> float:
+    return min(REPLAY_MAX_TOLERANCE_S, max(REPLAY_TOLERANCE_S, rate * REPLAY_JITTER_S))
+
+
+def _line(points: list[tuple[float, float]]) -> ReplayMap | None:
+    """Theil–Sen slope (the median of pairwise slopes: robust to the queued messages a reconnect
+    delivers in a burst, which lie far below the line), then the median intercept of the points on
+    it; None unless a majority of the points lie within REPLAY_TOLERANCE_S of that line."""
+    if len(points) < REPLAY_MIN_POINTS:
+        return None
+    x0, y0 = points[0]
+    pts = [(x - x0, y - y0) for x, y in points]
+    slopes = [
+        (yj - yi) / (xj - xi) for i, (xi, yi) in enumerate(pts) for xj, yj in pts[i + 1 :] if xj - xi > 1e-3
+    ]
+    if not slopes:
+        return None
+    rate = statistics.median(slopes)
+    if not REPLAY_MIN_RATE <= rate <= REPLAY_MAX_RATE:
+        return None
+    tol = _tolerance(rate)
+    # Paced messages leave at their time or late, never early: the line is the points' upper edge.
+    # The intercept is the median of those near the top (queued ones lie far below).
+    resid = [y - rate * x for x, y in pts]
+    top = max(resid)
+    near = [r for r in resid if top - r <= 2 * tol]
+    c = statistics.median(near)
+    on_line = sum(abs(r - c) <= tol for r in resid)
+    if on_line < REPLAY_INLIERS * len(pts):
+        return None
+    return ReplayMap(x0, y0 + c, rate, "fit")
+
+
+def estimate_replay_maps(
+    con: duckdb.DuckDBPyConnection, messages_sql: str, connection_ids: list[str]
+) -> tuple[dict[str, ReplayMap], ReplayRun | None]:
+    """Connection id → its ReplayMap, for those of `connection_ids` whose timestamped messages
+    (`messages_sql` selects connection_id, received_at, event_time, clock offsets applied) lie on a
+    line of slope ≫ 1 against receipt, and the line of the run they share if there is one."""
+    if not messages_sql or not connection_ids:
+        return {}, None
+    parts = (
+        f"SELECT * FROM ({messages_sql}) WHERE list_contains($ids, connection_id) "
+        "AND event_time IS NOT NULL AND received_at IS NOT NULL"
+    )
+    rows = con.execute(
+        f"""WITH m AS (
+                SELECT connection_id, epoch(received_at) AS x, epoch(event_time) AS y,
+                       row_number() OVER (PARTITION BY connection_id ORDER BY received_at, event_time) AS rn,
+                       count(*) OVER (PARTITION BY connection_id) AS n
+                FROM ({parts})
+            )
+            SELECT connection_id, x, y FROM m
+            WHERE (rn - 1) % greatest(1, n // {REPLAY_SAMPLE}) = 0
+            -- Messages stamped at one instant (a boot's) were sent one after the other: the first
+            -- received is the one paced, the others only waited for answers.
+            QUALIFY row_number() OVER (PARTITION BY connection_id, y ORDER BY x) = 1
+            ORDER BY connection_id, x, y""",
+        {"ids": connection_ids},
+    ).fetchall()
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for conn, x, y in rows:
+        points[conn].append((float(x), float(y)))
+    out: dict[str, ReplayMap] = {}
+    for conn, pts in points.items():
+        fitted = _line(pts)
+        if fitted is not None:
+            out[conn] = fitted
+    return out, _run_line(points)
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """The line shared by every lagging connection (a simulation paces all chargers by one clock),
+    over the receipt times of the messages on it."""
+
+    line: ReplayMap
+    first_received: datetime
+    last_received: datetime
+
+    def covers(self, t: datetime | None) -> bool:
+        """Whether t (a receipt time) is within the run, give or take half its length: the views
+        hold one partition's messages, and a connection may open just past the last of them."""
+        if t is None:
+            return False
+        slack = max(timedelta(seconds=60), (self.last_received - self.first_received) / 2)
+        return self.first_received - slack <= t <= self.last_received + slack
+
+
+def _run_line(points: dict[str, list[tuple[float, float]]]) -> ReplayRun | None:
+    """The pooled line of all lagging messages (charger clock offsets already applied), from an even
+    sample of them: quiet connections (only heartbeats, a few status notifications) have too few
+    messages for a line of their own. None unless a majority of the messages lies on it and, of the
+    connections with at least 3 messages, two thirds have most of theirs on it: chargers replayed as
+    fast as possible (`--speed 0`) each run at their own, changing pace, and share no line."""
+    pooled = sorted(p for pts in points.values() for p in pts)
+    step = max(1, len(pooled) // (2 * REPLAY_SAMPLE))
+    line = _line(pooled[::step])
+    if line is None:
+        return None
+    tol = _tolerance(line.rate)
+
+    def on(pts: list[tuple[float, float]]) -> list[float]:
+        return [x for x, y in pts if abs(y - line.at(x)) <= tol]
+
+    judged = [pts for pts in points.values() if len(pts) >= 3]
+    agree = sum(2 * len(on(pts)) > len(pts) for pts in judged)
+    if not judged or agree < REPLAY_RUN_AGREEMENT * len(judged):
+        return None
+    xs = on(pooled)
+    return ReplayRun(
+        ReplayMap(line.received0, line.event0, line.rate, "run"),
+        datetime.fromtimestamp(min(xs), UTC),
+        datetime.fromtimestamp(max(xs), UTC),
+    )

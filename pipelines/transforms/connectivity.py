@@ -25,8 +25,12 @@ charger's clock offset is corrected, see clock.py):
   the charger was offline from that event time until the connection that delivered it opened.
 
 Connections whose every message lags its receipt by more than REPLAY_LAG_S (a bulk backfill, a
-time-compressed simulation) are skipped: their receipt times say nothing about the charger's own
-time line. Overlapping periods of one station are merged; `source` then names every source that
+time-compressed simulation) say nothing about the charger's own time line by their receipt times
+alone. When the replay ran at a constant rate (clock.estimate_replay_maps: a stable line event time
+≈ a + b × received_at shared by the run), their open, close and first and last frame are mapped to
+event time with it and the connection source works on the mapped times (heartbeat silences and the
+replay source are not looked at there); otherwise they are skipped (docs/pipeline.md, "Replays at a
+constant rate"). Overlapping periods of one station are merged; `source` then names every source that
 saw it, joined by '+', in the order connection, heartbeat, replay. `end` is None while the station
 is still offline at the end of the data (`until` defaults to the last receipt in the log).
 """
@@ -36,10 +40,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+
+from pipelines.transforms.clock import REPLAY_RATE_AGREEMENT, ReplayMap, estimate_replay_maps
 
 # A message this much older than its receipt was not sent live (matches the availability rule).
 REPLAY_LAG_S = 600.0
@@ -146,25 +152,80 @@ def _shifted(con: duckdb.DuckDBPyConnection, view: str) -> str:
     return "clock_offset_s <> 0" if "clock_offset_s" in cols else "false"
 
 
-def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
-    """Per connection: the earliest event time of a message it delivered late (see module doc)."""
-    parts = [
-        # Rows whose time was replaced by the receipt time say nothing; shifted ones do.
+def _timestamped_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """The timestamped messages (connection_id, received_at, event_time) as one query; '' if none.
+    Rows whose time was replaced by the receipt time say nothing; shifted ones do."""
+    return " UNION ALL ".join(
         f"SELECT connection_id, received_at, event_time FROM {t} "
         f"WHERE NOT clock_corrected OR {_shifted(con, t)}"
         for t in TIMESTAMPED
         if _has_view(con, t)
-    ]
+    )
+
+
+def _replayed(con: duckdb.DuckDBPyConnection) -> dict[str, datetime]:
+    """Per connection: the earliest event time of a message it delivered late (see module doc)."""
+    parts = _timestamped_sql(con)
     if not parts:
         return {}
     lag = "epoch(received_at) - epoch(event_time)"
     rows = con.execute(
         f"""SELECT connection_id, min(event_time) FILTER (WHERE {lag} > {REPLAY_LAG_S})
-            FROM ({" UNION ALL ".join(parts)})
+            FROM ({parts})
             GROUP BY connection_id
             HAVING min({lag}) <= {REPLAY_LAG_S} AND max({lag}) > {REPLAY_LAG_S}"""
     ).fetchall()
     return dict(rows)
+
+
+def _lagging(spans: dict[str, tuple], conn: str) -> bool:
+    """A connection whose every message lags its receipt by more than REPLAY_LAG_S."""
+    span = spans.get(conn)
+    return bool(span and span[3] is not None and span[3] > REPLAY_LAG_S)
+
+
+def _replay_maps(
+    con: duckdb.DuckDBPyConnection,
+    bounds: dict[str, list[tuple[str, datetime | None, datetime | None]]],
+    spans: dict[str, tuple],
+) -> dict[str, ReplayMap]:
+    """Connections of a constant-rate replay → their receipt-to-event-time map.
+
+    A lagging connection with a line of its own uses it (unless its rate disagrees with the run's).
+    Any other connection of a charger that has
+    a lagging one, except those whose messages arrive in real time, uses the run's line (the pooled
+    line of every lagging message) when the run covers its receipt times, else the line of the
+    charger's nearest lagging connection with one, earlier first: a replay paces every connection of
+    a charger by the same clock, and a quiet connection (heartbeats only, a reconnect that only
+    delivered its queue) has too few timestamped messages for a line. Where none exists the
+    connection stays skipped, as every lagging connection was before; without a run line (chargers
+    replayed as fast as possible, each at its own pace) every lagging connection does."""
+    lagging = [c for conns in bounds.values() for c, _, _ in conns if _lagging(spans, c)]
+    fitted, run = estimate_replay_maps(con, _timestamped_sql(con), lagging)
+    if run is None:
+        return {}  # no shared pace: nothing says how receipt relates to event time
+    # A connection's own line from a few messages is noisier than the run's from all of them.
+    r = run.line.rate
+    fitted = {c: m for c, m in fitted.items() if abs(m.rate - r) <= REPLAY_RATE_AGREEMENT * r}
+    out: dict[str, ReplayMap] = dict(fitted)
+    for conns in bounds.values():
+        if not any(_lagging(spans, c) for c, _, _ in conns):
+            continue
+        order = [c for c, _, _ in conns if _lagging(spans, c)]
+        for conn, opened, closed in conns:
+            if conn in out or (conn in spans and not _lagging(spans, conn)):
+                continue
+            if run.covers(opened) or run.covers(closed):
+                out[conn] = run.line
+                continue
+            if conn not in order:
+                continue
+            i = order.index(conn)
+            near = [d for d in (*reversed(order[:i]), *order[i + 1 :]) if d in fitted]
+            if near:
+                f = fitted[near[0]]
+                out[conn] = ReplayMap(f.received0, f.event0, f.rate, "carried")
+    return out
 
 
 def _merge(station: str, raw: list[tuple[datetime, datetime | None, str]]) -> list[OfflinePeriod]:
@@ -207,17 +268,28 @@ def offline_periods(
     last_frames = [v.last for v in life.values()]
     horizon = until or max([t for t in (last_receipt, *last_frames) if t is not None], default=None)
     periods: list[OfflinePeriod] = []
-    for cp, conns in _connection_bounds(con).items():
-        live = [
-            c
-            for c in conns
-            if not (spans.get(c[0]) and spans[c[0]][3] is not None and spans[c[0]][3] > REPLAY_LAG_S)
-        ]
+    bounds = _connection_bounds(con)
+    maps = _replay_maps(con, bounds, spans)
+    for cp, conns in bounds.items():
+        live: list[tuple[str, datetime | None, datetime | None]] = []
+        for conn, opened, closed in conns:
+            m = maps.get(conn)
+            if m is not None:  # a constant-rate replay: its receipt times mapped to event time
+                live.append((conn, opened and m(opened), closed and m(closed)))
+            elif not _lagging(spans, conn):
+                live.append((conn, opened, closed))
+        if any(c in maps for c, _, _ in conns):
+            live.sort(key=lambda c: (c[1] is None, c[1] or c[2] or datetime.min.replace(tzinfo=UTC)))
         interval = timedelta(seconds=intervals.get(cp, heartbeat_interval_s))
         silence = interval * offline_after
         raw: list[tuple[datetime, datetime | None, str]] = []
         for i, (conn, opened, closed) in enumerate(live):
             signs = life.get(conn)
+            m = maps.get(conn)
+            if m is not None:
+                # Frames of a replay are read by receipt window, which says nothing of event time:
+                # its silences are not looked at (docs/pipeline.md), only its first and last frame.
+                signs = _Life(m(signs.first), m(signs.last), []) if signs else None
             begin = opened or (signs.first if signs else None)
             nxt = live[i + 1][1] if i + 1 < len(live) else None
             end = closed
@@ -230,7 +302,10 @@ def offline_periods(
             # Heartbeat source: silences on the open connection (one still silent at the end of the
             # data is offline from its first missed heartbeat on): from the open to the first frame,
             # between frames, and from the last frame to the close.
-            if signs is None:
+            if m is not None:
+                pairs = []
+                final = end or (signs.last if signs else begin)
+            elif signs is None:
                 pairs = [(begin, end)]
                 final = end or begin
             else:
@@ -239,10 +314,17 @@ def offline_periods(
             for a, b in pairs:
                 if a is not None and b is not None and b - a > silence:
                     raw.append((a + interval, b, "heartbeat"))
-            if end is None and final is not None and horizon is not None and horizon - final > silence:
+            # (Not on a replay: its mapped times and the receipt-time horizon are different clocks.)
+            if (
+                m is None
+                and end is None
+                and final is not None
+                and horizon is not None
+                and horizon - final > silence
+            ):
                 raw.append((final + interval, None, "heartbeat"))
             # Replay source: queued messages delivered on this connection.
-            first_queued = replayed.get(conn)
+            first_queued = replayed.get(conn) if m is None else None
             if first_queued is not None and begin is not None and first_queued < begin:
                 raw.append((first_queued, begin, "replay"))
         periods.extend(p for p in _merge(cp, raw) if p.end is None or p.end > p.start)
