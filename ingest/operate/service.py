@@ -25,7 +25,14 @@ from ingest.operate.api import operator_app
 from ingest.operate.broker import CallBroker
 from ingest.operate.control import CallOutcome, Control
 from ingest.operate.tokens import TokenFile
-from ocpp_opendata.live import LIVE_PREFIX, ChargerState, Snapshot, merge_snapshots, snapshot_from_bytes
+from ocpp_opendata.live import (
+    LIVE_PREFIX,
+    ChargerState,
+    Snapshot,
+    merge_snapshots,
+    read_snapshot_dir,
+    snapshot_from_bytes,
+)
 from ocpp_opendata.logs import fields
 from ocpp_opendata.objectstore import Store, StoreError
 from ocpp_opendata.settings import Settings
@@ -97,13 +104,8 @@ class OperatorService:
         stamp, cached = self._others
         if time.monotonic() - stamp < OTHERS_TTL:
             return cached
-        found: list[Snapshot] = []
-        directory = self.live.directory
-        for path in sorted(directory.glob("*.json")) if directory.exists() else []:
-            if path.stem == self.live.instance:
-                continue
-            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-                found.append(snapshot_from_bytes(path.read_bytes()))
+        # This process's own state is fresher in memory than in its snapshot file.
+        found = [s for s in read_snapshot_dir(self.live.directory) if s.instance != self.live.instance]
         if self.store is not None:
             seen = {s.instance for s in found}
             try:
